@@ -1,0 +1,158 @@
+"""One submission's grading session: run its cells in a student process, then answer probes.
+
+If a cell ends the student process (``os._exit``, a crash, a hang past its limit), the session
+starts a new process and runs the cells again without that one, so the rest of the notebook still
+counts. Probes get the time left of their question and of the whole submission.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..outcomes import ProbeFailure
+from ..settings import Limits
+from .sandbox import StudentConnection, Zygote
+
+STUDENT_USERS = ("adaline-student", "nobody")  # who runs student code when grading as root
+MAX_RESTARTS = 6
+
+
+@dataclasses.dataclass
+class CellOutcome:
+    index: int
+    status: str  # ok, error, timeout, exit, crash
+    error: str = ""
+
+
+def _unprivileged_ids() -> tuple[int | None, int | None]:
+    if os.getuid() != 0:
+        return None, None
+    for name in STUDENT_USERS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    return None, None
+
+
+class Session:
+    """Grades one submission's ``cells`` within ``limits``; use as a context manager."""
+
+    def __init__(self, zygote: Zygote, cells: list[str], limits: Limits, data_file: Path):
+        self.zygote = zygote
+        self.cells = cells
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.submission_seconds
+        self.uid, self.gid = _unprivileged_ids()
+        self.workdir = Path(tempfile.mkdtemp(prefix="adaline-kit-submission-"))
+        (self.workdir / "data").mkdir()
+        shutil.copyfile(data_file, self.workdir / "data" / "iris.data")
+        if self.uid is not None:
+            for path in (self.workdir, self.workdir / "data", self.workdir / "data" / "iris.data"):
+                os.chown(path, self.uid, self.gid)
+        self.connection: StudentConnection | None = None
+        self.skipped: set[int] = set()
+        self.cell_outcomes: dict[int, CellOutcome] = {}
+        self.restarts = 0
+        self.question_deadlines: dict[str, float] = {}
+        self.printed = ""
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.alive:
+            try:
+                self.printed = self.connection.request("output", 5).get("text", "")
+            except ProbeFailure:
+                pass
+            self.connection.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    # --- running the notebook -----------------------------------------------------------------
+    def _start_process(self) -> StudentConnection:
+        connection = self.zygote.connect()
+        reply = connection.request(
+            "start", 30, workdir=str(self.workdir), uid=self.uid, gid=self.gid,
+            memory_bytes=self.limits.memory_mib << 20, output_bytes=self.limits.output_bytes)
+        if reply.get("status") != "ok":
+            connection.kill()
+            raise ProbeFailure("crash", "the student process could not be prepared")
+        return connection
+
+    def _run_cells(self) -> None:
+        """Run every cell not skipped; a cell that ends the process is skipped from then on."""
+        while True:
+            if self.restarts > MAX_RESTARTS:
+                raise ProbeFailure("crash", "the notebook's process kept ending; gave up")
+            self.connection = self._start_process()
+            for index, source in enumerate(self.cells):
+                if index in self.skipped:
+                    continue
+                timeout = min(self.limits.cell_seconds, self.remaining())
+                if timeout <= 0:
+                    raise ProbeFailure("timeout", "the submission's time limit was reached "
+                                                  "while running the notebook")
+                try:
+                    reply = self.connection.request("cell", timeout, index=index, source=source)
+                except ProbeFailure as failure:
+                    self.skipped.add(index)
+                    self.cell_outcomes.setdefault(index, CellOutcome(
+                        index, "timeout" if failure.kind == "timeout" else "crash",
+                        failure.message))
+                    self.restarts += 1
+                    break
+                if reply.get("status") == "timeout":
+                    self.skipped.add(index)  # a rerun after a restart would only time out again
+                if reply.get("status") != "ok":
+                    self.cell_outcomes.setdefault(index, CellOutcome(
+                        index, str(reply.get("status")), str(reply.get("error", ""))[:500]))
+            else:
+                return
+
+    def ensure_running(self) -> StudentConnection:
+        if self.connection is None or not self.connection.alive:
+            if self.connection is not None:
+                self.restarts += 1
+            self._run_cells()
+        return self.connection
+
+    # --- probes -------------------------------------------------------------------------------
+    def probe(self, name: str, args: dict) -> dict:
+        """Run probe ``name`` in the student process; return its data or raise ProbeFailure."""
+        question = name.split("_", 1)[0]
+        if question not in self.question_deadlines:
+            self.question_deadlines[question] = time.monotonic() + self.limits.question_seconds
+        question_left = self.question_deadlines[question] - time.monotonic()
+        if question_left <= 0:
+            raise ProbeFailure("timeout", f"{question}'s checks ran longer than "
+                                          f"{self.limits.question_seconds:g} s")
+        connection = self.ensure_running()
+        timeout = min(question_left, self.remaining())
+        if timeout <= 0:
+            raise ProbeFailure("timeout", "the submission's time limit was reached")
+        reply = connection.request("probe", timeout, name=name, args=args)
+        status = reply.get("status")
+        if status == "ok" and isinstance(reply.get("data"), dict):
+            return reply["data"]
+        if status == "timeout":
+            raise ProbeFailure("timeout", f"{question}: the code ran longer than {timeout:.3g} s "
+                                          "and was stopped (an endless loop?)")
+        error = str(reply.get("error", "unknown error"))[:500]
+        if "MemoryError" in error or "can't allocate memory" in error:
+            raise ProbeFailure("memory", f"the memory limit ({self.limits.memory_mib} MiB) "
+                                         f"was reached: {error}")
+        raise ProbeFailure("error", error)
