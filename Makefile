@@ -1,0 +1,38 @@
+# Quick start: `make` (set up .venv, build the bundles, check them) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Where pip finds torch: PyTorch's CPU-only index by default, so no multi-gigabyte CUDA build
+# is pulled. For another build: `make TORCH_INDEX=https://download.pytorch.org/whl/cu126`;
+# to use only the default index: `make TORCH_INDEX=`.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_VERSION := 2.13.0
+INSTALLED := $(VENV)/.installed
+
+.PHONY: all install build validate test bench clean
+
+all: build validate
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+build: install
+	$(BIN)/adaline-kit build
+
+validate: install
+	$(BIN)/adaline-kit validate
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/grading_throughput.py
+
+clean:
+	rm -rf dist

@@ -1,0 +1,100 @@
+"""Build ``autograder.zip`` for Gradescope (and for ``otter run``).
+
+``otter generate`` lays out the zip (``otter_config.json``, ``tests/``, ``files/data/iris.data``,
+``run_otter.py``), so plain ``otter run -a autograder.zip`` grades with otter's own machinery and
+the kit's plugin. The kit then replaces otter's Gradescope scripts: ``run_autograder`` calls the
+hardened grader (``python -m adaline_kit.gradescope``), ``setup.sh`` installs the CPU-only torch
+and no LaTeX or browser, and ``lib/`` carries the grading package itself.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .. import settings as settings_module
+from . import paths
+from .zips import package_files, write_zip
+
+TORCH_VERSION = "2.13.0"
+# Installed on Gradescope at the versions this kit was tested with (torch is installed by
+# setup.sh from the CPU-only index).
+GRADING_REQUIREMENTS = ("otter-grader", "numpy", "pandas", "matplotlib", "ipython", "ipykernel",
+                        "nbformat", "jsonschema", "psutil", "click", "rich", "pyyaml")
+OTTER_SCRIPTS_REPLACED = ("run_autograder", "setup.sh", "environment.yml", "requirements.txt")
+
+
+def hidden_test_source(question: str, points: float) -> str:
+    """An otter test file whose one hidden case runs the kit's checks for ``question``.
+
+    The doctest shows only this call, so a failure never prints the checks' code.
+    """
+    test = {
+        "name": question,
+        "points": points,
+        "suites": [{
+            "cases": [{
+                "code": (">>> from adaline_kit.otter_tests import check_question\n"
+                         f">>> check_question({question!r}, globals())\n"
+                         f"{question}: all hidden checks passed\n"),
+                "hidden": True,
+                "locked": False,
+                "points": points,
+            }],
+            "scored": True, "setup": "", "teardown": "", "type": "doctest",
+        }],
+    }
+    return f"OK_FORMAT = True\n\ntest = {json.dumps(test, indent=4)}\n"
+
+
+def requirements_text() -> str:
+    lines = ["# Grading dependencies at the versions the kit was tested with.",
+             "# torch is installed first by setup.sh from PyTorch's CPU-only index."]
+    lines += [f"{name}=={importlib.metadata.version(name)}" for name in GRADING_REQUIREMENTS]
+    return "\n".join(lines) + "\n"
+
+
+def _otter_generated(settings: settings_module.Settings, workdir: Path) -> dict[str, bytes]:
+    """Run ``otter generate`` and return the zip's members."""
+    tests = workdir / "tests"
+    tests.mkdir()
+    for question, points in settings.points.items():
+        (tests / f"{question}.py").write_text(hidden_test_source(question, points))
+    (workdir / "data").mkdir()
+    (workdir / "data" / "iris.data").write_bytes(paths.DATA_FILE.read_bytes())
+    output = workdir / "otter-autograder.zip"
+    _call_otter_generate(tests, output, workdir)
+    with zipfile.ZipFile(output) as archive:
+        return {name: archive.read(name) for name in archive.namelist()
+                if not name.endswith("/") and name not in OTTER_SCRIPTS_REPLACED}
+
+
+def _call_otter_generate(tests: Path, output: Path, workdir: Path) -> None:
+    from otter.generate import main as otter_generate
+
+    previous = os.getcwd()
+    os.chdir(workdir)  # otter stores support files under the paths it was given
+    try:
+        otter_generate(tests_dir=str(tests), output_path=str(output),
+                       config=str(paths.OTTER_CONFIG), no_requirements=True,
+                       no_environment=True, files=["data/iris.data"])
+    finally:
+        os.chdir(previous)
+
+
+def build(target: Path) -> Path:
+    """Write the autograder zip to ``target`` and return it."""
+    settings = settings_module.load()
+    with tempfile.TemporaryDirectory(prefix="adaline-kit-generate-") as tmp:
+        members: dict[str, bytes | Path] = dict(_otter_generated(settings, Path(tmp)))
+    setup = (paths.GRADESCOPE_FILES / "setup.sh").read_text().replace(
+        "__TORCH_VERSION__", TORCH_VERSION)
+    members["setup.sh"] = setup.encode()
+    members["run_autograder"] = paths.GRADESCOPE_FILES / "run_autograder"
+    members["requirements.txt"] = requirements_text().encode()
+    members.update(package_files(paths.PACKAGE, "lib"))
+    return write_zip(target, members, executable={"run_autograder", "setup.sh"})

@@ -1,0 +1,72 @@
+"""The student bundle and the solutions bundle.
+
+``student.zip``: the student notebook, its public tests and the data, nothing hidden.
+``solutions.zip``: the completed notebook, executed with its plots, and an HTML rendering, for
+release after the due date.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from . import paths
+from .student_notebook import strip_markers
+from .zips import write_zip
+
+STUDENT_REQUIREMENTS = """\
+# What the notebook needs on a student's machine. On Linux and Windows, add
+#   --extra-index-url https://download.pytorch.org/whl/cpu
+# to `pip install -r requirements.txt` to get the small CPU-only build of torch.
+torch==2.13.0
+otter-grader==7.0.0
+matplotlib
+pandas
+jupyter
+"""
+
+
+def student_members() -> dict[str, bytes | Path]:
+    """Archive name -> content of everything a student receives."""
+    members: dict[str, bytes | Path] = {
+        f"{paths.ASSIGNMENT}/{paths.STUDENT_NOTEBOOK.name}": paths.STUDENT_NOTEBOOK,
+        f"{paths.ASSIGNMENT}/data/iris.data": paths.DATA_FILE,
+        f"{paths.ASSIGNMENT}/data/README.md": paths.DATA_FILE.with_name("README.md"),
+        f"{paths.ASSIGNMENT}/requirements.txt": STUDENT_REQUIREMENTS.encode(),
+    }
+    for test in sorted(paths.PUBLIC_TESTS.glob("q*.py")):
+        members[f"{paths.ASSIGNMENT}/tests/{test.name}"] = test
+    return members
+
+
+def build_student_zip(target: Path) -> Path:
+    return write_zip(target, student_members())
+
+
+def executed_solution(timeout: int = 300) -> nbformat.NotebookNode:
+    """The completed notebook without solution markers, run top to bottom in a fresh kernel."""
+    from nbclient import NotebookClient
+
+    notebook = strip_markers(nbformat.read(paths.MASTER_NOTEBOOK, as_version=4))
+    with tempfile.TemporaryDirectory(prefix="adaline-kit-solution-") as tmp:
+        shutil.copytree(paths.DATA_FILE.parent, Path(tmp) / "data")
+        shutil.copytree(paths.PUBLIC_TESTS, Path(tmp) / "tests")
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": tmp}}).execute()
+    return notebook
+
+
+def build_solutions_zip(target: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    notebook = executed_solution()
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    name = paths.ASSIGNMENT
+    return write_zip(target, {
+        f"{name}_solutions/{name}.ipynb": nbformat.writes(notebook).encode(),
+        f"{name}_solutions/{name}.html": html.encode(),
+        f"{name}_solutions/data/iris.data": paths.DATA_FILE,
+    })

@@ -1,0 +1,89 @@
+"""Grade one submission: load it, run it in a sandboxed session, judge each question.
+
+Whatever the submission does, :func:`grade_submission` returns a complete
+:class:`SubmissionReport` (every question scored, a status and a message): an unreadable file,
+a crashing notebook or an error in the grader itself become a report, not an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .. import checks
+from ..data import LectureData
+from ..outcomes import CheckResult, QuestionResult
+from ..settings import QUESTIONS, Settings
+from . import submission as submission_loader
+from .sandbox import Zygote
+from .session import CellOutcome, Session
+
+
+@dataclasses.dataclass
+class SubmissionReport:
+    """``status``: ``graded`` (the notebook ran and was judged), ``invalid`` (the file is not a
+    usable notebook) or ``error`` (the grader itself failed; the reason is in ``message``)."""
+
+    name: str
+    questions: dict[str, QuestionResult]
+    status: str
+    message: str = ""
+    cells: list[CellOutcome] = dataclasses.field(default_factory=list)
+    execution_seconds: float = 0.0
+    printed: str = ""
+    seed: int = 0
+
+    @property
+    def total(self) -> float:
+        return round(sum(q.score for q in self.questions.values()), 4)
+
+    @property
+    def max_total(self) -> float:
+        return sum(q.max_score for q in self.questions.values())
+
+
+def zero_questions(settings: Settings, status: str, message: str) -> dict[str, QuestionResult]:
+    """Every question at zero points with the same explanation."""
+    return {q: QuestionResult(q, 0.0, settings.points[q], status,
+                              [CheckResult("notebook", False, 1.0, message)])
+            for q in QUESTIONS}
+
+
+def _cell_summary(cells: list[CellOutcome]) -> str:
+    if not cells:
+        return "Every cell of the notebook ran without an error."
+    lines = [f"{len(cells)} cell(s) of the notebook did not finish cleanly "
+             "(the rest of the notebook was still graded):"]
+    lines += [f"  - code cell {c.index + 1}: {c.error or c.status}" for c in cells[:10]]
+    if len(cells) > 10:
+        lines.append(f"  - ... and {len(cells) - 10} more")
+    return "\n".join(lines)
+
+
+def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data: LectureData,
+                     data_file: Path, seed: int | None = None) -> SubmissionReport:
+    """Grade the notebook or zip at ``path``; ``seed`` fixes the hidden probes' random inputs."""
+    path = Path(path)
+    started = time.monotonic()
+    seed = int(np.random.SeedSequence().entropy % (2**32)) if seed is None else seed
+    loaded = submission_loader.load(path)
+    if loaded.problem:
+        message = f"This submission could not be graded: {loaded.problem}."
+        return SubmissionReport(path.name, zero_questions(settings, "failed", message), "invalid",
+                                message, execution_seconds=time.monotonic() - started, seed=seed)
+    try:
+        with Session(zygote, loaded.cells, settings.limits, data_file) as session:
+            questions = checks.grade_questions(session.probe, loaded.cells, settings,
+                                               np.random.default_rng(seed), data)
+        cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
+        return SubmissionReport(path.name, questions, "graded", _cell_summary(cells), cells,
+                                time.monotonic() - started, session.printed, seed)
+    except Exception as error:  # noqa: BLE001 - a grader fault must still produce a result
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        message = f"The grader failed on this submission ({detail}); please report it."
+        return SubmissionReport(path.name, zero_questions(settings, "error", message), "error",
+                                message, execution_seconds=time.monotonic() - started, seed=seed)

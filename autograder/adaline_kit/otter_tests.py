@@ -1,0 +1,63 @@
+"""Entry point of the hidden otter test files (``tests/q*.py`` in the autograder zip).
+
+Plain ``otter run`` executes those tests inside the student's kernel; each calls
+:func:`check_question`, which runs the kit's checks for one question in-process and prints either
+``qN: all hidden checks passed`` (what the doctest expects) or the feedback. In-process results
+can be tampered with by student code; the kit's otter plugin re-grades in the sandbox and its
+scores replace these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import checks, settings as settings_module
+from .data import prepare_lecture_split
+from .grade import submission as submission_loader
+from .grade.feedback import question_feedback
+from .outcomes import ProbeFailure
+from .sandbox import probes
+
+_spy = None
+
+
+def _in_process_probe(namespace: dict):
+    global _spy
+    if _spy is None:
+        from .sandbox import spies
+
+        _spy = spies.install()
+
+    def probe(name: str, args: dict) -> dict:
+        _spy.reset()
+        try:
+            data = probes.run(name, namespace, args)
+        except probes.ProbeError as error:
+            raise ProbeFailure("error", str(error)) from None
+        except Exception as error:  # noqa: BLE001 - student code may raise anything
+            raise ProbeFailure("error", f"{type(error).__name__}: {error}") from None
+        data["spy"] = _spy.snapshot()
+        return data
+
+    return probe
+
+
+def _notebook_cells() -> list[str]:
+    for path in sorted(Path.cwd().glob("*.ipynb")):
+        return submission_loader.load(path).cells
+    return []
+
+
+def check_question(question: str, namespace: dict) -> None:
+    settings = settings_module.load()
+    data_file = Path("data/iris.data")
+    results = checks.grade_questions(_in_process_probe(namespace), _notebook_cells(), settings,
+                                     np.random.default_rng(), prepare_lecture_split(data_file),
+                                     questions=(question,))
+    verdict = results[question]
+    if verdict.score >= verdict.max_score:
+        print(f"{question}: all hidden checks passed")
+    else:
+        print(question_feedback(verdict))
