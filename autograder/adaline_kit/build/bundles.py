@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 from . import paths
+from .leaks import find_leaks
 from .student_notebook import strip_markers
 from .zips import write_zip
 
@@ -42,8 +43,19 @@ def student_members() -> dict[str, bytes | Path]:
     return members
 
 
+class LeakError(RuntimeError):
+    """The student bundle would contain hidden material."""
+
+
 def build_student_zip(target: Path) -> Path:
-    return write_zip(target, student_members())
+    """Write the student bundle; raise LeakError rather than ship hidden material."""
+    members = student_members()
+    contents = {name: (value.read_bytes() if isinstance(value, Path) else value)
+                for name, value in members.items()}
+    leaks = find_leaks(contents, nbformat.read(paths.MASTER_NOTEBOOK, as_version=4))
+    if leaks:
+        raise LeakError("the student bundle would leak hidden material:\n" + "\n".join(leaks))
+    return write_zip(target, contents)
 
 
 def executed_solution(timeout: int = 300) -> nbformat.NotebookNode:
