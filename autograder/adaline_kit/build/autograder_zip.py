@@ -10,8 +10,8 @@ and no LaTeX or browser, and ``lib/`` carries the grading package itself.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
+import pprint
 import tempfile
 import zipfile
 from pathlib import Path
@@ -48,7 +48,7 @@ def hidden_test_source(question: str, points: float) -> str:
             "scored": True, "setup": "", "teardown": "", "type": "doctest",
         }],
     }
-    return f"OK_FORMAT = True\n\ntest = {json.dumps(test, indent=4)}\n"
+    return f"OK_FORMAT = True\n\ntest = {pprint.pformat(test, sort_dicts=False)}\n"
 
 
 def requirements_text() -> str:
