@@ -9,6 +9,8 @@ scores replace these.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +55,10 @@ def _notebook_cells() -> list[str]:
 def check_question(question: str, namespace: dict) -> None:
     settings = settings_module.load()
     data_file = Path("data/iris.data")
-    results = checks.grade_questions(_in_process_probe(namespace), _notebook_cells(), settings,
-                                     np.random.default_rng(), prepare_lecture_split(data_file),
-                                     questions=(question,))
+    with contextlib.redirect_stdout(io.StringIO()):  # the student's own prints
+        results = checks.grade_questions(_in_process_probe(namespace), _notebook_cells(),
+                                         settings, np.random.default_rng(),
+                                         prepare_lecture_split(data_file), questions=(question,))
     verdict = results[question]
     if verdict.score >= verdict.max_score:
         print(f"{question}: all hidden checks passed")
