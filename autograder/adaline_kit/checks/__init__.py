@@ -1,0 +1,78 @@
+"""The hidden checks (grader side): judge the plain data returned by the probes.
+
+Entry point: :func:`grade_questions`. Every random input is drawn from ``rng`` before any probe
+runs, so a failure in one question cannot change what another question is asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import numpy as np
+
+from ..outcomes import CheckResult, Probe, QuestionResult
+from . import common, q1, q2, q3, source_rules
+
+GRADERS = {"q1": q1.grade, "q2": q2.grade, "q3": q3.grade}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything the questions are asked: runs, random inputs and the indexed source."""
+
+    lecture: common.RunSpec
+    other: dict                      # question -> RunSpec on other data
+    backward: q1.BackwardSpec
+    structure: q3.StructureSpec
+    index: source_rules.SourceIndex
+
+
+def make_setup(source: str | list[str], rng: np.random.Generator, data) -> Setup:
+    return Setup(
+        lecture=common.lecture_spec(data),
+        other={question: common.other_spec(rng) for question in GRADERS},
+        backward=q1.backward_spec(rng),
+        structure=q3.structure_spec(rng),
+        index=source_rules.index_source(source),
+    )
+
+
+def grade_questions(probe: Probe, source: str | list[str], settings, rng: np.random.Generator,
+                    data, questions: Iterable[str] | None = None) -> dict[str, QuestionResult]:
+    """Grade q1..q3 (or only ``questions``; the random inputs are drawn as for all three).
+
+    ``probe(name, args) -> dict`` runs a probe in the student process (raising
+    :class:`~adaline_kit.outcomes.ProbeFailure`); each result carries ``"spy"`` counts.
+    ``source``: the submission's code cells (a list, or one string); ``data``: the LectureData.
+    ``QuestionResult.curve`` holds the lecture-data losses (``student`` empty if the run failed).
+    A probe failure marks only its own question (status error/timeout/crash/memory).
+    """
+    setup = make_setup(source, rng, data)
+    wanted = set(GRADERS if questions is None else questions)
+    unknown = wanted - set(GRADERS)
+    if unknown:
+        raise ValueError(f"unknown questions: {sorted(unknown)}")
+    results = {}
+    for question, grade in GRADERS.items():
+        if question not in wanted:
+            continue
+        max_score = float(settings.points.get(question, 0.0))
+        context = common.QuestionContext(probe, question)
+        try:
+            checks, curve = grade(context, setup)
+        except Exception as error:  # noqa: BLE001 - a grader bug must not sink other questions
+            check = CheckResult("grader", False, 1.0,
+                                "The grader could not evaluate this question "
+                                f"({type(error).__name__}: {error}); please report this.")
+            results[question] = QuestionResult(question, 0.0, max_score, "error", [check])
+            continue
+        result = QuestionResult.from_checks(question, max_score, checks, curve)
+        status = context.status()
+        if status is not None and result.status != "passed":
+            result = dataclasses.replace(result, status=status)
+        results[question] = result
+    return results
+
+
+__all__ = ["grade_questions", "make_setup", "Setup", "GRADERS"]

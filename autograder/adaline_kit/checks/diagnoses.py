@@ -1,0 +1,223 @@
+"""The diagnosis catalogue: likely misconceptions, recognised from a check's evidence.
+
+Each entry is a key, a predicate over an evidence dict and the student-facing message (a
+``str.format`` template over the same evidence). A check collects evidence, then asks
+:func:`diagnose` for the first entry among its candidate keys whose predicate holds. Adding a
+diagnosis is one ``Diagnosis(...)`` line here plus its key in a check's candidates.
+
+Evidence keys used here (a check supplies those relevant to it; missing keys read as None):
+
+``error``            message of a failed probe
+``scales``           [(part, scale, cosine)]: least-squares scale of the submitted gradient
+                     against the true one, and their cosine, per part ("weight"/"bias")
+``n``, ``m``         batch size and number of features of the probe
+``grad_w_shape``, ``grad_b_shape``, ``forward_shape``   shapes received
+``flat``, ``ascending``      shape of the submitted loss curve
+``count``, ``epochs``, ``per_minibatch``, ``epochs_ignored``   number of losses returned
+``matches_<variant>`` the submitted curve matches the reference trained with a variant:
+                     ``seed_each_epoch``, ``full_batch``, ``accumulate``, ``lr_default``,
+                     ``seed_default``, ``minibatch_size_default``
+``looks_hardcoded``  losses on other data repeat the lecture's published numbers
+``lecture_matches``  the lecture-data curve matched
+``threshold_zero``   compute_accuracy equals the accuracy at threshold 0, not 0.5
+``nonzero_init``     Adaline3 starts from nonzero parameters
+``optimizers``       optimizer class names that stepped; ``sgd_steps``, ``expected_steps``
+``matches_model_yhat`` the gradients are those at the fresh model's prediction, not at yhat
+``autograd_detail``, ``backward_used``, ``zero_grad_missing``   method-rule findings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    key: str
+    applies: Callable[[dict], bool]
+    message: str
+
+
+def _near(value, target, tolerance) -> bool:
+    return value is not None and abs(value - target) <= tolerance
+
+
+def _any_scale(evidence, test) -> bool:
+    return any(test(scale, cosine, evidence) for _, scale, cosine in evidence.get("scales") or [])
+
+
+_DTYPE_ERROR = re.compile(r"(dtype|scalar type|can't be cast|same type)", re.IGNORECASE)
+_INTEGER = re.compile(r"\b(int|long|Int|Long|int32|int64)\b")
+
+
+def _integer_dtype_error(message: str | None) -> bool:
+    return bool(message) and bool(_DTYPE_ERROR.search(message)) and bool(_INTEGER.search(message))
+
+
+CATALOGUE: list[Diagnosis] = [
+    Diagnosis(
+        "stub_untouched",
+        lambda e: "NotImplementedError" in (e.get("error") or ""),
+        "This part still raises NotImplementedError: replace the `raise NotImplementedError` "
+        "line with your implementation."),
+    Diagnosis(
+        "integer_labels",
+        lambda e: _integer_dtype_error(e.get("error")),
+        "A float/integer dtype mismatch: the labels y are integer tensors (torch.int). Convert "
+        "them with y.float() before using them in matrix products or losses with the float "
+        "net inputs."),
+    Diagnosis(
+        "weight_transposed",
+        lambda e: e.get("m") not in (None, 1) and e.get("grad_w_shape") == [1, e.get("m")],
+        "negative_grad_w has shape (1, {m}) but must have the weights' shape ({m}, 1): compute "
+        "x.t() @ (...) rather than (...) @ x, or transpose the result."),
+    Diagnosis(
+        "bias_not_reduced",
+        lambda e: e.get("n") not in (None, 1) and e.get("grad_b_size") == e.get("n"),
+        "negative_grad_b has {n} elements, one per sample: the bias gradient is a single "
+        "number, averaged over the batch (shape (1,))."),
+    Diagnosis(
+        "sum_not_mean",
+        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, ev["n"], 0.02 * ev["n"])),
+        "Your gradient is about n = {n} times too large: it looks like you summed over the "
+        "batch instead of averaging. The loss is the mean over the batch, so divide by the "
+        "batch size (y.size(0))."),
+    Diagnosis(
+        "sign_flipped",
+        lambda e: _any_scale(e, lambda s, c, ev: c < -0.999),
+        "Your gradient has the opposite sign: backward must return the NEGATIVE gradient, "
+        "-(dL/dw, dL/db), with dL/dyhat = 2 (yhat - y)."),
+    Diagnosis(
+        "missing_factor_2",
+        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, 0.5, 0.01)),
+        "Your gradient is half the expected one: the derivative of (yhat - y)**2 is "
+        "2 (yhat - y); the factor 2 is missing."),
+    Diagnosis(
+        "yhat_ignored",
+        lambda e: bool(e.get("matches_model_yhat")),
+        "Your backward ignores its yhat argument: its gradients are those of the model's own "
+        "prediction. Use the yhat passed to backward(x, yhat, y)."),
+    Diagnosis(
+        "uses_autograd",
+        lambda e: bool(e.get("autograd_detail")),
+        "Adaline1.backward must compute the gradients by hand (the chain rule from the "
+        "lecture), without PyTorch's automatic differentiation; found: {autograd_detail}."),
+    Diagnosis(
+        "uses_backward_not_grad",
+        lambda e: bool(e.get("backward_used")),
+        "train_autograd must compute the gradients with torch.autograd.grad(loss, ...); it "
+        "calls .backward() instead."),
+    Diagnosis(
+        "other_optimizer",
+        lambda e: bool(e.get("optimizers")) and set(e["optimizers"]) != {"SGD"},
+        "train_nn must use torch.optim.SGD; the optimizer that stepped was {optimizers_text}."),
+    Diagnosis(
+        "random_init",
+        lambda e: bool(e.get("nonzero_init")),
+        "Adaline3 starts from nonzero parameters: nn.Linear initialises them randomly. Set the "
+        "weight and the bias to zero in __init__ (e.g. nn.init.zeros_(self.linear.weight), or "
+        "self.linear.weight.detach().zero_())."),
+    Diagnosis(
+        "output_shape_n1",
+        lambda e: e.get("n") is not None and e.get("forward_shape") == [e["n"], 1],
+        "forward returns shape ({n}, 1) but the labels have shape ({n},), so F.mse_loss "
+        "broadcasts to ({n}, {n}) and computes the wrong loss: return .view(-1) of the output."),
+    Diagnosis(
+        "params_never_change",
+        lambda e: bool(e.get("flat")),
+        "The loss is the same in every epoch: the parameters never change. Is the update "
+        "applied to the model's own parameters, and is zero_grad() called between backward() "
+        "and step()? (Call it before backward() or after step().)"),
+    Diagnosis(
+        "losses_per_minibatch",
+        lambda e: bool(e.get("per_minibatch")),
+        "You returned {count} losses, one per minibatch: return one loss per epoch, the "
+        "full-data loss after the epoch's updates."),
+    Diagnosis(
+        "num_epochs_ignored",
+        lambda e: bool(e.get("epochs_ignored")),
+        "You returned {count} losses for {epochs} epochs, though the ones returned match: use "
+        "the num_epochs argument."),
+    Diagnosis(
+        "gradients_accumulate",
+        lambda e: bool(e.get("matches_accumulate")) or bool(e.get("zero_grad_missing")),
+        "Gradients accumulate across steps: each update uses the sum of all gradients so far. "
+        "Is zero_grad() missing? Call optimizer.zero_grad() once per minibatch."),
+    Diagnosis(
+        "seed_reset_each_epoch",
+        lambda e: bool(e.get("matches_seed_each_epoch")),
+        "Every epoch uses the same shuffle: torch.manual_seed(seed) is called inside the epoch "
+        "loop. Call it once, before the loop."),
+    Diagnosis(
+        "full_batch",
+        lambda e: bool(e.get("matches_full_batch"))
+        or (e.get("sgd_steps") is not None and e.get("sgd_steps") == e.get("epochs")),
+        "Your training makes one update per epoch on all the data (full-batch gradient "
+        "descent): make one update per minibatch of torch.split(shuffle_idx, minibatch_size)."),
+    Diagnosis(
+        "learning_rate_ignored",
+        lambda e: bool(e.get("lecture_matches")) and bool(e.get("matches_lr_default")),
+        "With another learning_rate your losses are those of learning rate 0.01: use the "
+        "learning_rate argument instead of a fixed value."),
+    Diagnosis(
+        "seed_ignored",
+        lambda e: bool(e.get("lecture_matches")) and bool(e.get("matches_seed_default")),
+        "With another seed your losses are those of seed 123: pass the seed argument to "
+        "torch.manual_seed."),
+    Diagnosis(
+        "minibatch_size_ignored",
+        lambda e: bool(e.get("lecture_matches")) and bool(e.get("matches_minibatch_size_default")),
+        "With another minibatch_size your losses are those of minibatches of 10: use the "
+        "minibatch_size argument."),
+    Diagnosis(
+        "hardcoded_curve",
+        lambda e: bool(e.get("lecture_matches")) and bool(e.get("looks_hardcoded")),
+        "On other data your function returns the lecture's published losses: return the "
+        "losses your training loop computes."),
+    Diagnosis(
+        "ascending",
+        lambda e: bool(e.get("ascending")),
+        "The loss increases during training: the parameters move up the gradient. Add the "
+        "learning rate times the NEGATIVE gradient (or subtract the gradient)."),
+    Diagnosis(
+        "threshold_zero",
+        lambda e: bool(e.get("threshold_zero")),
+        "compute_accuracy predicts class 1 when the net input is > 0; the labels are 0 and 1, "
+        "so Adaline's threshold is 0.5."),
+]
+
+BY_KEY = {entry.key: entry for entry in CATALOGUE}
+
+# Candidate lists for the checks (catalogue order decides priority).
+PROBE_ERRORS = ("stub_untouched", "integer_labels")
+TRAINING_LOOP = ("params_never_change", "losses_per_minibatch", "num_epochs_ignored",
+                 "gradients_accumulate", "seed_reset_each_epoch", "full_batch", "ascending")
+OTHER_RUN = TRAINING_LOOP + ("learning_rate_ignored", "seed_ignored", "minibatch_size_ignored",
+                             "hardcoded_curve")
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+def diagnose(evidence: dict, candidates) -> tuple[str, str] | None:
+    """The first catalogue entry among ``candidates`` whose predicate holds, as (key, message)."""
+    wanted = set(candidates)
+    for entry in CATALOGUE:
+        if entry.key not in wanted:
+            continue
+        try:
+            applies = entry.applies(evidence)
+        except (TypeError, KeyError, ValueError, ZeroDivisionError):
+            applies = False
+        if applies:
+            values = _Blank({k: v for k, v in _items(evidence) if v is not None})
+            return entry.key, entry.message.format_map(values)
+    return None
+
+
+def _items(evidence: dict):
+    return dict.items(evidence)

@@ -1,0 +1,184 @@
+"""q1: ``Adaline1.backward(x, yhat, y)`` -> (negative_grad_w (m, 1), negative_grad_b (1,)).
+
+Checks (weights): gradient_shapes 1, gradient_values 2, lecture_curve 2, lecture_accuracy 1,
+other_data 2, method_no_autograd (0, voids the question when it fails).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import reference
+from ..outcomes import CheckResult
+from . import common, runs, source_rules
+from .common import Evidence, Outcome, verdict
+
+# float32 rounding of 2/n X^T (yhat - y) with n <= 13 terms is below ~1e-6 of the largest
+# entry; 1e-4 leaves 100x margin for float32 internals, while every classic value mistake
+# (factor n, sign, factor 2, ignoring yhat) is off by 50 % or more. Shape mistakes are the
+# shape check's business (a transposed weight gradient holds the right values).
+GRADIENT_RTOL = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class BackwardSpec:
+    """Fresh random inputs for ``backward``: x (n, m), yhat (n,), y (n,) of 0/1 floats."""
+
+    x: list
+    yhat: list
+    y: list
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def m(self) -> int:
+        return len(self.x[0])
+
+
+def backward_spec(rng: np.random.Generator) -> BackwardSpec:
+    """Shapes unlike the lecture's (m = 2, minibatch 10): m in 3..5, n odd in 7..13."""
+    m = int(rng.integers(3, 6))
+    n = int(rng.choice([7, 9, 11, 13]))
+    x = rng.normal(size=(n, m)).astype(np.float32)
+    yhat = rng.normal(0.5, 0.6, size=n).astype(np.float32)
+    y = rng.permutation(np.arange(n) % 2).astype(np.float32)
+    return BackwardSpec(x.tolist(), yhat.tolist(), y.tolist())
+
+
+def _shapes_check(outcome: Outcome, spec: BackwardSpec) -> CheckResult:
+    name, weight = "gradient_shapes", 1.0
+    if outcome.failure:
+        return common.failed_check(name, weight, outcome)
+    w_shape = outcome.data["grad_w"]["shape"]
+    b_shape = outcome.data["grad_b"]["shape"]
+    b_size = int(np.prod(b_shape)) if b_shape else 1
+    problems = []
+    if w_shape != [spec.m, 1]:
+        problems.append(f"negative_grad_w has shape {common.shape_text(w_shape)}, expected "
+                        f"({spec.m}, 1) (the shape of the weights)")
+    # The lecture's own solution returns a 0-dim bias gradient; both update a (1,) bias.
+    if b_shape not in ([1], []):
+        problems.append(f"negative_grad_b has shape {common.shape_text(b_shape)}, expected (1,)")
+    forward_shape = outcome.data.get("forward_shape")
+    if forward_shape is not None and forward_shape != [spec.n]:
+        problems.append(f"forward(x) returns shape {common.shape_text(forward_shape)}, "
+                        f"expected ({spec.n},)")
+    evidence = Evidence(m=spec.m, n=spec.n, grad_w_shape=w_shape, grad_b_shape=b_shape,
+                        grad_b_size=b_size)
+    message = "; ".join(problems) if problems else (
+        f"For x of shape ({spec.n}, {spec.m}) the gradients have shapes ({spec.m}, 1) and "
+        f"{common.shape_text(b_shape)}.")
+    return verdict(name, not problems, weight, message, evidence,
+                   ("weight_transposed", "bias_not_reduced"))
+
+
+def _scale(got: np.ndarray, expected: np.ndarray, n: int) -> tuple[float, float]:
+    """Least-squares scale s (got ~ s * expected) and the cosine of the two vectors.
+
+    Two one-element vectors always have cosine +-1, which says nothing; for them the cosine is
+    reported only when the scale is a recognised one (+-1, +-0.5, +-n), else nan.
+    """
+    norm = float(expected @ expected)
+    if norm == 0 or got.size != expected.size:
+        return float("nan"), float("nan")
+    scale = float(got @ expected) / norm
+    cosine = scale * np.sqrt(norm) / max(float(np.linalg.norm(got)), 1e-300)
+    if got.size == 1 and not any(abs(abs(scale) - k) <= 0.02 * k for k in (1.0, 0.5, n)):
+        cosine = float("nan")
+    return scale, float(cosine)
+
+
+def _values_check(outcome: Outcome, spec: BackwardSpec) -> CheckResult:
+    name, weight = "gradient_values", 2.0
+    if outcome.failure:
+        return common.failed_check(name, weight, outcome)
+    expected_w, expected_b = reference.negative_gradients(spec.x, spec.yhat, spec.y)
+    got_w = common.values_of(outcome.data["grad_w"])
+    got_b = common.values_of(outcome.data["grad_b"])
+    scales, problems = [], []
+    for part, got, expected in (("weight", got_w, expected_w.reshape(-1)),
+                                ("bias", got_b, expected_b)):
+        if got.size != expected.size:
+            problems.append(f"the {part} gradient has {got.size} elements, expected "
+                            f"{expected.size}")
+            continue
+        error = reference.relative_error(got, expected)
+        if not np.all(np.isfinite(got)) or error > GRADIENT_RTOL:
+            problems.append(f"the {part} gradient differs from the expected one: yours "
+                            f"{common.short(got)}, expected {common.short(expected)} "
+                            f"(relative error {error:.2g})")
+            scales.append((part, *_scale(got, expected, spec.n)))
+    if len(scales) == 2 and got_w.size == expected_w.size:
+        both = _scale(np.concatenate([got_w, got_b]),
+                      np.concatenate([expected_w.reshape(-1), expected_b]), spec.n)
+        scales.insert(0, ("weight and bias", *both))
+    head = f"On random inputs (x of shape ({spec.n}, {spec.m})): "
+    if not problems:
+        return verdict(name, True, weight, head + "both negative gradients match the closed "
+                                                  "form of the MSE gradient.")
+    evidence = Evidence(scales=scales, n=spec.n, m=spec.m, grad_b_size=got_b.size,
+                        grad_w_shape=outcome.data["grad_w"]["shape"],
+                        lazy={"matches_model_yhat": lambda: _matches_model_yhat(got_w, got_b,
+                                                                                spec)})
+    return verdict(name, False, weight, head + "; ".join(problems), evidence,
+                   ("sum_not_mean", "sign_flipped", "missing_factor_2", "bias_not_reduced",
+                    "weight_transposed", "yhat_ignored"))
+
+
+def _matches_model_yhat(got_w: np.ndarray, got_b: np.ndarray, spec: BackwardSpec) -> bool:
+    """The gradients equal those at yhat = 0, the prediction of a fresh (zero) Adaline1."""
+    model_w, model_b = reference.negative_gradients(spec.x, np.zeros(spec.n), spec.y)
+    return got_w.size == model_w.size and got_b.size == 1 \
+        and reference.relative_error(got_w, model_w) <= GRADIENT_RTOL \
+        and reference.relative_error(got_b, model_b) <= GRADIENT_RTOL
+
+
+def _method_check(outcomes: list[Outcome], index: source_rules.SourceIndex) -> CheckResult:
+    name = "method_no_autograd"
+    engine_runs = common.spy_total(outcomes, "engine_runs")
+    found = source_rules.usage(index, "Adaline1")
+    findings = source_rules.autograd_findings(found) if found.found else []
+    problems = []
+    if not found.found:
+        problems.append("could not find `class Adaline1` in your notebook's code")
+    if findings:
+        problems.append("the Adaline1 class uses " + ", ".join(findings))
+    if engine_runs:
+        problems.append(f"PyTorch's autograd engine ran {engine_runs} times while your "
+                        "Adaline1 was trained")
+    if not problems:
+        return verdict(name, True, 0.0, "Adaline1 computes its gradients without autograd.",
+                       method_violation=True)
+    detail = ", ".join(findings) or ("autograd ran during training" if engine_runs else "")
+    evidence = Evidence(autograd_detail=detail)
+    return verdict(name, False, 0.0, "; ".join(problems) + ". This question asks for the "
+                   "gradients derived by hand, so it scores 0.", evidence, ("uses_autograd",),
+                   method_violation=True)
+
+
+def grade(ctx: common.QuestionContext, setup) -> tuple[list[CheckResult], dict | None]:
+    """All q1 checks; ``setup`` carries the specs drawn up front (see checks.__init__)."""
+    lecture, other, bspec = setup.lecture, setup.other["q1"], setup.backward
+    backward = ctx.call("q1_backward", {"num_features": bspec.m, "x": bspec.x,
+                                        "yhat": bspec.yhat, "y": bspec.y},
+                        "calling Adaline1(m).backward(x, yhat, y) on random inputs")
+    run = ctx.call("q1_train", lecture.probe_args(),
+                   "training Adaline1 with the lecture's loop on the lecture's data")
+    run_other = ctx.call("q1_train", other.probe_args(),
+                         "training Adaline1 with the lecture's loop on other data")
+    curve_candidates = ("ascending", "params_never_change")
+    curve, matched = runs.curve_check("lecture_curve", 2.0, run, lecture, curve_candidates,
+                                        published=True)
+    checks = [
+        _shapes_check(backward, bspec),
+        _values_check(backward, bspec),
+        curve,
+        runs.accuracy_check("lecture_accuracy", 1.0, run, lecture),
+        runs.other_run_check("other_data", 2.0, run_other, other, matched, curve_candidates),
+        _method_check([backward, run, run_other], setup.index),
+    ]
+    return checks, runs.curve_payload(run, lecture)

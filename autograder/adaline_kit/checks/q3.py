@@ -1,0 +1,143 @@
+"""q3: ``Adaline3(num_features)`` (an nn.Module around one zero-initialised nn.Linear(m, 1),
+forward -> (n,)) and ``train_nn`` (optim.SGD, zero_grad, backward, step, F.mse_loss).
+
+Checks (weights): module_structure 1, zero_init 1, output_shape 1, lecture_curve 2,
+lecture_accuracy 1, other_data 2, method_sgd_backward (0, voids the question when it fails).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..outcomes import CheckResult
+from . import common, diagnoses, runs, source_rules
+from .common import Evidence, Outcome, verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureSpec:
+    x: list
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    @property
+    def m(self) -> int:
+        return len(self.x[0])
+
+
+def structure_spec(rng: np.random.Generator) -> StructureSpec:
+    m, n = int(rng.integers(3, 6)), int(rng.integers(4, 9))
+    return StructureSpec(rng.normal(size=(n, m)).astype(np.float32).tolist())
+
+
+def _structure_checks(outcome: Outcome, spec: StructureSpec) -> list[CheckResult]:
+    names = (("module_structure", 1.0), ("zero_init", 1.0), ("output_shape", 1.0))
+    if outcome.failure:
+        return [common.failed_check(name, weight, outcome) for name, weight in names]
+    data = outcome.data
+    layers = data.get("linear_layers", [])
+    if not data.get("is_module"):
+        structure = (False, "Adaline3 is not a torch.nn.Module subclass: derive it from "
+                            "torch.nn.Module and call super().__init__().")
+    elif layers != [[spec.m, 1]]:
+        found = ", ".join(f"Linear({a}, {b})" for a, b in layers) or "none"
+        structure = (False, f"Adaline3({spec.m}) should hold exactly one nn.Linear({spec.m}, 1); "
+                            f"found: {found}.")
+    else:
+        structure = (True, f"Adaline3({spec.m}) is an nn.Module with one nn.Linear({spec.m}, 1).")
+    checks = [verdict("module_structure", structure[0], 1.0, structure[1])]
+
+    parameters = data.get("parameters", [])
+    nonzero = [p for p in parameters if np.any(common.values_of(p) != 0)]
+    if not parameters:
+        checks.append(verdict("zero_init", False, 1.0, "Adaline3 has no parameters."))
+    else:
+        message = ("All parameters start at zero." if not nonzero else
+                   f"{len(nonzero)} of {len(parameters)} parameter tensors start nonzero "
+                   f"(e.g. {common.short(common.values_of(nonzero[0]))}).")
+        checks.append(verdict("zero_init", not nonzero, 1.0, message,
+                              Evidence(nonzero_init=bool(nonzero)), ("random_init",)))
+
+    shape = data.get("forward_shape")
+    evidence = Evidence(n=spec.n, forward_shape=shape)
+    message = (f"forward(x) for {spec.n} samples returns shape {common.shape_text(shape)}"
+               + ("." if shape == [spec.n] else f", expected ({spec.n},)."))
+    checks.append(verdict("output_shape", shape == [spec.n], 1.0, message, evidence,
+                          ("output_shape_n1",)))
+    return checks
+
+
+def _method_check(runs: list[tuple[Outcome, common.RunSpec]],
+                  index: source_rules.SourceIndex) -> CheckResult:
+    name = "method_sgd_backward"
+    outcomes = [o for o, _ in runs]
+    problems, evidence = [], Evidence()
+    model, train = source_rules.usage(index, "Adaline3"), source_rules.usage(index, "train_nn")
+    if not model.found:
+        problems.append("could not find `class Adaline3` in your notebook's code")
+    elif not source_rules.uses_linear(model):
+        problems.append("Adaline3 does not use torch.nn.Linear")
+    if not train.found:
+        problems.append("could not find `def train_nn` in your notebook's code")
+    else:
+        if not source_rules.uses_sgd(train):
+            problems.append("train_nn does not create a torch.optim.SGD optimizer")
+        if not source_rules.calls_backward(train):
+            problems.append("train_nn does not call .backward()")
+        if not source_rules.calls_zero_grad(train):
+            problems.append("train_nn never calls zero_grad()")
+            # Only a real training loop (SGD and backward present) "forgot" zero_grad.
+            evidence["zero_grad_missing"] = source_rules.uses_sgd(train) \
+                and source_rules.calls_backward(train)
+    for outcome, spec in runs:
+        spy = outcome.spy
+        if spy is None:
+            continue
+        steps = spy.get("optimizer_steps", {})
+        if set(steps) - {"SGD"}:
+            evidence["optimizers"] = sorted(steps)
+            evidence["optimizers_text"] = ", ".join(sorted(steps))
+            problems.append(f"optimizer steps counted: {steps}; only SGD is allowed")
+        elif steps.get("SGD", 0) != spec.steps:
+            evidence.update(sgd_steps=steps.get("SGD", 0), epochs=spec.num_epochs)
+            problems.append(f"on {spec.label}, SGD made {steps.get('SGD', 0)} steps; expected "
+                            f"{spec.steps} (one per minibatch: {spec.num_epochs} epochs x "
+                            f"{-(-spec.n // spec.minibatch_size)} minibatches)")
+    if common.spy_total(outcomes, "backward") == 0:
+        problems.append(".backward() never ran during training")
+    if common.spy_total(outcomes, "autograd_grad"):
+        problems.append("train_nn calls torch.autograd.grad; use loss.backward() and the "
+                        "optimizer")
+    problems = list(dict.fromkeys(problems))
+    if not problems:
+        return verdict(name, True, 0.0, "Adaline3 uses nn.Linear and train_nn trains it with "
+                                        "optim.SGD, zero_grad, backward and step.",
+                       method_violation=True)
+    return verdict(name, False, 0.0, "; ".join(problems) + ". This question asks for the "
+                   "nn.Module / optim.SGD workflow, so it scores 0.", evidence,
+                   ("other_optimizer", "gradients_accumulate", "full_batch"),
+                   method_violation=True)
+
+
+def grade(ctx: common.QuestionContext, setup) -> tuple[list[CheckResult], dict | None]:
+    lecture, other, sspec = setup.lecture, setup.other["q3"], setup.structure
+    structure = ctx.call("q3_structure", {"num_features": sspec.m, "x": sspec.x},
+                         f"creating Adaline3({sspec.m}) and calling it on {sspec.n} samples")
+    run = ctx.call("q3_train", lecture.probe_args(),
+                   "training your Adaline3 with your train_nn on the lecture's data")
+    run_other = ctx.call("q3_train", other.probe_args(),
+                         "training your Adaline3 with your train_nn on other data")
+    curve, matched = runs.curve_check("lecture_curve", 2.0, run, lecture,
+                                        diagnoses.TRAINING_LOOP,
+                                        published=True)
+    checks = _structure_checks(structure, sspec) + [
+        curve,
+        runs.accuracy_check("lecture_accuracy", 1.0, run, lecture),
+        runs.other_run_check("other_data", 2.0, run_other, other, matched),
+        _method_check([(run, lecture), (run_other, other)], setup.index),
+    ]
+    return checks, runs.curve_payload(run, lecture)

@@ -1,0 +1,711 @@
+"""Tests of the reference, the data split and the hidden checks (in-process, no sandbox).
+
+Correct implementations in several styles must get full marks; each wrong implementation must
+lose points on its question and get the expected diagnosis, leaving the other questions intact.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from adaline_kit import data as lecture_data
+from adaline_kit import reference, settings as grading_settings
+from adaline_kit.checks import common, diagnoses, grade_questions, inprocess, source_rules
+from adaline_kit.outcomes import ProbeFailure
+
+PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
+             0.12600, 0.12007, 0.11547, 0.11178, 0.10884, 0.10656, 0.10470, 0.10320, 0.10200,
+             0.10105, 0.10025]
+
+
+def code(text: str) -> str:
+    return textwrap.dedent(text).strip() + "\n"
+
+
+# --- q1: Adaline1 with a hand-written backward -----------------------------------------------
+
+def adaline1(backward_body: str, extra: str = "") -> str:
+    """The given Adaline1 with ``backward_body`` (indented 8 spaces) as the student's backward."""
+    return code('''
+        class Adaline1():
+            def __init__(self, num_features):
+                self.num_features = num_features
+                self.weight = torch.zeros(num_features, 1, dtype=torch.float)
+                self.bias = torch.zeros(1, dtype=torch.float)
+
+            def forward(self, x):
+                netinputs = torch.add(torch.mm(x, self.weight), self.bias)
+                activations = netinputs
+                return activations.view(-1)
+
+            def backward(self, x, yhat, y):
+        ''') + textwrap.indent(code(backward_body), " " * 8) + extra
+
+
+Q1_LECTURE = adaline1('''
+    grad_loss_yhat = 2*(yhat - y)
+    grad_yhat_weights = x
+    grad_yhat_bias = 1.
+    grad_loss_weights = torch.mm(grad_yhat_weights.t(), grad_loss_yhat.view(-1, 1)) / y.size(0)
+    grad_loss_bias = torch.sum(grad_yhat_bias*grad_loss_yhat) / y.size(0)
+    return (-1)*grad_loss_weights, (-1)*grad_loss_bias
+''')
+
+Q1_CORRECT = {
+    "lecture": Q1_LECTURE,
+    "matmul_T": adaline1('''
+        err = (yhat - y).reshape(-1, 1)
+        n = x.shape[0]
+        return -2 * x.T @ err / n, -2 * err.sum(dim=0) / n
+    '''),
+    "loop": adaline1('''
+        gw = torch.zeros(self.num_features, 1)
+        gb = torch.zeros(1)
+        for i in range(x.size(0)):
+            e = float(yhat[i] - y[i])
+            gw += 2 * e * x[i].view(-1, 1)
+            gb += 2 * e
+        return -gw / x.size(0), -gb / x.size(0)
+    '''),
+    "einsum": adaline1('''
+        e = yhat - y
+        gw = torch.einsum("nm,n->m", x, e).unsqueeze(1) * 2 / len(y)
+        gb = (2 * e).mean().unsqueeze(0)
+        return -gw, -gb
+    '''),
+    "float64": adaline1('''
+        x64, e64 = x.double(), (yhat.double() - y.double())
+        gw = 2.0 * torch.matmul(x64.t(), e64.view(-1, 1)) / y.numel()
+        gb = 2.0 * e64.mean().view(1)
+        return -gw, -gb
+    '''),
+}
+
+Q1_WRONG = {
+    "sign_flip": ("sign_flipped", adaline1('''
+        e = (yhat - y).view(-1, 1)
+        return 2 * x.t() @ e / y.size(0), (2 * e.sum() / y.size(0)).view(1)
+    ''')),
+    "sum": ("sum_not_mean", adaline1('''
+        e = (yhat - y).view(-1, 1)
+        return -2 * x.t() @ e, -(2 * e.sum()).view(1)
+    ''')),
+    "no_factor_2": ("missing_factor_2", adaline1('''
+        e = (yhat - y).view(-1, 1)
+        return -x.t() @ e / y.size(0), -(e.sum() / y.size(0)).view(1)
+    ''')),
+    "bias_not_reduced": ("bias_not_reduced", adaline1('''
+        e = (yhat - y).view(-1, 1)
+        return -2 * x.t() @ e / y.size(0), -2 * (yhat - y) / y.size(0)
+    ''')),
+    "transposed": ("weight_transposed", adaline1('''
+        e = (yhat - y).view(1, -1)
+        return -2 * e @ x / y.size(0), -(2 * e.sum() / y.size(0)).view(1)
+    ''')),
+    "autograd": ("uses_autograd", adaline1('''
+        out = yhat.detach().clone().requires_grad_(True)
+        loss = torch.mean((out - y) ** 2)
+        (grad_out,) = torch.autograd.grad(loss, out)
+        return -x.t() @ grad_out.view(-1, 1), -grad_out.sum().view(1)
+    ''')),
+    "own_prediction": ("yhat_ignored", adaline1('''
+        e = (self.forward(x) - y).view(-1, 1)
+        return -2 * x.t() @ e / y.size(0), -(2 * e.sum() / y.size(0)).view(1)
+    ''')),
+    "stub": ("stub_untouched", adaline1('''
+        raise NotImplementedError
+    ''')),
+    "int_labels": ("integer_labels", adaline1('''
+        n = y.size(0)
+        xt = x.t()
+        gw = 2 * (xt @ yhat.view(-1, 1) - xt @ y.view(-1, 1)) / n
+        return -gw, -(2 * (yhat - y).sum() / n).view(1)
+    ''')),
+}
+
+# --- q2: train_autograd with torch.autograd.grad ----------------------------------------------
+
+Q2_LECTURE = code('''
+    def train_autograd(model, x, y, num_epochs, learning_rate=0.01, seed=123, minibatch_size=10):
+        cost = []
+        torch.manual_seed(seed)
+        for e in range(num_epochs):
+            shuffle_idx = torch.randperm(y.size(0), dtype=torch.long)
+            minibatches = torch.split(shuffle_idx, minibatch_size)
+            for minibatch_idx in minibatches:
+                yhat = model.forward(x[minibatch_idx])
+                loss = loss_func(yhat, y[minibatch_idx])
+                negative_grad_w = grad(loss, model.weight, retain_graph=True)[0] * (-1)
+                negative_grad_b = grad(loss, model.bias)[0] * (-1)
+                model.weight = model.weight + learning_rate * negative_grad_w
+                model.bias = model.bias + learning_rate * negative_grad_b
+            with torch.no_grad():
+                yhat = model.forward(x)
+                curr_loss = loss_func(yhat, y)
+                cost.append(curr_loss)
+        return cost
+''')
+
+
+def fill(template: str, **parts: str) -> str:
+    """Replace each line holding only a placeholder NAME by ``parts[NAME]``, indented alike."""
+    lines = []
+    for line in code(template).splitlines():
+        name = line.strip()
+        if name in parts:
+            indent = line[:len(line) - len(line.lstrip())]
+            lines.extend(indent + part_line if part_line.strip() else ""
+                         for part_line in code(parts[name]).splitlines())
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def train_autograd(step: str, *, seed_line="torch.manual_seed(seed)", epoch_seed="pass",
+                   batches="torch.split(perm, minibatch_size)",
+                   record="cost.append(loss_func(model.forward(x), y))", header="",
+                   ret="return cost") -> str:
+    """A train_autograd skeleton around ``step`` (the body of the minibatch loop)."""
+    return code(header) + fill(f'''
+        def train_autograd(model, x, y, num_epochs, learning_rate=0.01, seed=123,
+                           minibatch_size=10):
+            cost = []
+            {seed_line}
+            for epoch in range(num_epochs):
+                {epoch_seed}
+                perm = torch.randperm(y.size(0), dtype=torch.long)
+                for idx in {batches}:
+                    STEP
+                with torch.no_grad():
+                    {record}
+            {ret}
+    ''', STEP=step)
+
+
+GRAD_STEP = '''
+    loss = loss_func(model.forward(x[idx]), y[idx])
+    gw, gb = grad(loss, [model.weight, model.bias])
+    model.weight = model.weight - learning_rate * gw
+    model.bias = model.bias - learning_rate * gb
+'''
+
+Q2_CORRECT = {
+    "lecture": Q2_LECTURE,
+    "one_grad_call": train_autograd(GRAD_STEP),
+    "in_place_no_grad": train_autograd('''
+        yhat = model.forward(x[idx])
+        loss = torch.mean((yhat - y[idx]) ** 2)
+        gw, gb = torch.autograd.grad(loss, (model.weight, model.bias))
+        with torch.no_grad():
+            model.weight += -learning_rate * gw
+            model.bias -= learning_rate * gb
+    '''),
+    "alias_module": train_autograd('''
+        loss = F.mse_loss(model.forward(x[idx]), y[idx].float())
+        gw = ag.grad(loss, model.weight, retain_graph=True)[0]
+        gb = ag.grad(loss, model.bias)[0]
+        model.weight = (model.weight - learning_rate * gw).detach().requires_grad_(True)
+        model.bias = (model.bias - learning_rate * gb).detach().requires_grad_(True)
+    ''', header="import torch.autograd as ag",
+        record="cost.append(float(loss_func(model.forward(x), y)))"),
+    "alias_from_import_and_helper": train_autograd('''
+        nw, nb = negative_gradients(model, x[idx], y[idx])
+        model.weight = model.weight + learning_rate * nw
+        model.bias = model.bias + learning_rate * nb
+    ''', header='''
+        from torch.autograd import grad as g
+
+        def negative_gradients(model, xb, yb):
+            loss = loss_func(model.forward(xb), yb)
+            gw, gb = g(loss, [model.weight, model.bias])
+            return -gw, -gb
+    ''', record="cost.append(loss_func(model.forward(x), y).item())"),
+}
+
+Q2_WRONG = {
+    "backward": ("uses_backward_not_grad", train_autograd('''
+        loss = loss_func(model.forward(x[idx]), y[idx])
+        loss.backward()
+        with torch.no_grad():
+            model.weight -= learning_rate * model.weight.grad
+            model.bias -= learning_rate * model.bias.grad
+            model.weight.grad.zero_()
+            model.bias.grad.zero_()
+    ''')),
+    "ascending": ("ascending", train_autograd(GRAD_STEP.replace("- learning", "+ learning"))),
+    "lr_ignored": ("learning_rate_ignored",
+                   train_autograd(GRAD_STEP.replace("learning_rate", "0.01"))),
+    "seed_each_epoch": ("seed_reset_each_epoch",
+                        train_autograd(GRAD_STEP, seed_line="pass",
+                                       epoch_seed="torch.manual_seed(seed)")),
+    "full_batch": ("full_batch", train_autograd(GRAD_STEP, batches="[perm]")),
+    "seed_ignored": ("seed_ignored", train_autograd(GRAD_STEP, seed_line="torch.manual_seed(123)")),
+    "hardcoded": ("hardcoded_curve", train_autograd(GRAD_STEP, ret="return " + repr(PUBLISHED))),
+    "never_changes": ("params_never_change", train_autograd('''
+        loss = loss_func(model.forward(x[idx]), y[idx])
+        gw, gb = grad(loss, [model.weight, model.bias])
+        weight = model.weight - learning_rate * gw
+        bias = model.bias - learning_rate * gb
+    ''')),
+    "per_minibatch": ("losses_per_minibatch", train_autograd(
+        code(GRAD_STEP) + "cost.append(loss.detach())\n", record="pass")),
+    "epochs_ignored": ("num_epochs_ignored",
+                       train_autograd(GRAD_STEP).replace("range(num_epochs)", "range(20)")),
+    "stub": ("stub_untouched", code('''
+        def train_autograd(model, x, y, num_epochs, learning_rate=0.01, seed=123,
+                           minibatch_size=10):
+            raise NotImplementedError("train_autograd")
+    ''')),
+}
+
+# --- q3: Adaline3 and train_nn ---------------------------------------------------------------
+
+ADALINE3 = code('''
+    class Adaline3(torch.nn.Module):
+        def __init__(self, num_features):
+            super(Adaline3, self).__init__()
+            self.linear = torch.nn.Linear(num_features, 1)
+            self.linear.weight.detach().zero_()
+            self.linear.bias.detach().zero_()
+
+        def forward(self, x):
+            netinputs = self.linear(x)
+            activations = netinputs
+            return activations.view(-1)
+''')
+
+
+def train_nn(step: str, *, optimizer="torch.optim.SGD(model.parameters(), lr=learning_rate)",
+             seed_line="torch.manual_seed(seed)", epoch_seed="pass",
+             batches="torch.split(perm, minibatch_size)",
+             record="cost.append(loss_func(model.forward(x), y))", ret="return cost") -> str:
+    """A train_nn skeleton around ``step`` (the body of the minibatch loop)."""
+    return fill(f'''
+        def train_nn(model, x, y, num_epochs, learning_rate=0.01, seed=123, minibatch_size=10):
+            cost = []
+            {seed_line}
+            optimizer = {optimizer}
+            for epoch in range(num_epochs):
+                {epoch_seed}
+                perm = torch.randperm(y.size(0), dtype=torch.long)
+                for idx in {batches}:
+                    STEP
+                with torch.no_grad():
+                    {record}
+            {ret}
+    ''', STEP=step)
+
+
+NN_STEP = '''
+    yhat = model.forward(x[idx])
+    loss = F.mse_loss(yhat, y[idx].float())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+'''
+
+Q3_LECTURE = ADALINE3 + train_nn(NN_STEP)
+
+Q3_CORRECT = {
+    "lecture": Q3_LECTURE,
+    "init_zeros_set_to_none_call": code('''
+        from torch import nn, optim
+
+        class Adaline3(nn.Module):
+            def __init__(self, num_features):
+                super().__init__()
+                self.fc = nn.Linear(num_features, 1)
+                nn.init.zeros_(self.fc.weight)
+                nn.init.zeros_(self.fc.bias)
+
+            def forward(self, x):
+                return self.fc(x).flatten()
+    ''') + train_nn('''
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        loss.backward()
+        optimizer.step()
+    ''', optimizer="optim.SGD(model.parameters(), lr=learning_rate)",
+        record="cost.append(F.mse_loss(model(x), y.float()).item())"),
+    "int_labels_promote": ADALINE3 + train_nn('''
+        loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        model.zero_grad()
+    '''),
+    "no_grad_init_and_sgd_import": code('''
+        from torch.optim import SGD
+
+        class Adaline3(torch.nn.Module):
+            def __init__(self, num_features):
+                super().__init__()
+                self.linear = torch.nn.Linear(num_features, 1)
+                with torch.no_grad():
+                    self.linear.weight.zero_()
+                    self.linear.bias.fill_(0.0)
+
+            def forward(self, x):
+                return self.linear(x).squeeze(1)
+    ''') + train_nn(NN_STEP, optimizer="SGD(model.parameters(), lr=learning_rate)"),
+}
+
+Q3_WRONG = {
+    "no_zero_grad": ("gradients_accumulate",
+                     ADALINE3 + train_nn(NN_STEP.replace("    optimizer.zero_grad()\n", ""))),
+    "zero_grad_between": ("params_never_change", ADALINE3 + train_nn('''
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+    ''')),
+    "random_init": ("random_init", "".join(
+        line for line in ADALINE3.splitlines(keepends=True) if "zero_()" not in line)
+        + train_nn(NN_STEP)),
+    "adam": ("other_optimizer", ADALINE3 + train_nn(
+        NN_STEP, optimizer="torch.optim.Adam(model.parameters(), lr=learning_rate)")),
+    "output_n1": ("output_shape_n1", ADALINE3.replace("activations.view(-1)", "activations")
+                  + train_nn(NN_STEP)),
+    "full_batch": ("full_batch", ADALINE3 + train_nn(NN_STEP, batches="[perm]")),
+    "minibatch_ignored": ("minibatch_size_ignored", ADALINE3 + train_nn(
+        NN_STEP, batches="torch.split(perm, 10)")),
+    "hardcoded": ("hardcoded_curve", ADALINE3 + train_nn(NN_STEP, ret="return " + repr(PUBLISHED))),
+    "seed_each_epoch": ("seed_reset_each_epoch", ADALINE3 + train_nn(
+        NN_STEP, seed_line="pass", epoch_seed="torch.manual_seed(seed)")),
+    "stub": ("stub_untouched", code('''
+        class Adaline3(torch.nn.Module):
+            def __init__(self, num_features):
+                super().__init__()
+                raise NotImplementedError
+
+        def train_nn(model, x, y, num_epochs, learning_rate=0.01, seed=123, minibatch_size=10):
+            raise NotImplementedError
+    ''')),
+}
+
+THRESHOLD_ZERO = code('''
+    def compute_accuracy(model, x, y):
+        with torch.no_grad():
+            y_pred = model.forward(x)
+            y_pred_label = torch.where(y_pred > 0.0, 1, 0)
+            return torch.sum(y_pred_label == y).float() / y.size(0) * 100
+''')
+
+LECTURE = {"q1": Q1_LECTURE, "q2": Q2_LECTURE, "q3": Q3_LECTURE}
+
+
+# --- fixtures and helpers ----------------------------------------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def spy():
+    """The spies patch torch process-wide: install them once, before any namespace is built."""
+    return inprocess.spy()
+
+
+@pytest.fixture(scope="session")
+def data():
+    return lecture_data.prepare_lecture_split()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return grading_settings.load()
+
+
+def grade(data, settings, replace: dict | None = None, extra_cells=(), seed=7, probe_wrapper=None):
+    cells = dict(LECTURE, **(replace or {}))
+    cell_list = [cells["q1"], cells["q2"], cells["q3"], *extra_cells]
+    ns = inprocess.build_namespace(cell_list, data)
+    assert ns["__cell_errors__"] == []
+    probe = inprocess.make_probe(ns)
+    if probe_wrapper is not None:
+        probe = probe_wrapper(probe)
+    return grade_questions(probe, inprocess.source_cells(cell_list), settings,
+                           np.random.default_rng(seed), data)
+
+
+def describe(results) -> str:
+    return "\n".join(f"{q}: {r.score}/{r.max_score} {r.status} "
+                     + "; ".join(f"{c.name}={'ok' if c.passed else 'FAIL'}[{c.diagnosis}] "
+                                 f"{c.message.splitlines()[0][:160] if c.message else ''}"
+                                 for c in r.checks)
+                     for q, r in results.items())
+
+
+# --- reference and data ----------------------------------------------------------------------
+
+def test_split_matches_lecture_code(data):
+    """The split equals the lecture's code run literally with the global torch RNG."""
+    rows = lecture_data.load_iris_rows(lecture_data.DEFAULT_DATA)[50:150]
+    X = torch.tensor([[r[0][1], r[0][2]] for r in rows], dtype=torch.float)
+    y = torch.tensor([0 if r[1] == "Iris-versicolor" else 1 for r in rows], dtype=torch.int)
+    torch.manual_seed(123)
+    shuffle_idx = torch.randperm(y.size(0), dtype=torch.long)
+    X, y = X[shuffle_idx], y[shuffle_idx]
+    percent70 = int(shuffle_idx.size(0) * 0.7)
+    X_train, X_test = X[shuffle_idx[:percent70]], X[shuffle_idx[percent70:]]
+    y_train, y_test = y[shuffle_idx[:percent70]], y[shuffle_idx[percent70:]]
+    mu, sigma = X_train.mean(dim=0), X_train.std(dim=0)
+    assert torch.equal(data.X_train, (X_train - mu) / sigma)
+    assert torch.equal(data.X_test, (X_test - mu) / sigma)
+    assert torch.equal(data.y_train, y_train) and torch.equal(data.y_test, y_test)
+    assert data.X_train.dtype == torch.float32 and data.y_train.dtype == torch.int32
+    assert data.X_train.shape == (70, 2) and data.X_test.shape == (30, 2)
+    lists = data.as_lists()
+    assert torch.equal(torch.tensor(lists["X_train"], dtype=torch.float32), data.X_train)
+
+
+def test_reference_reproduces_published_numbers(data):
+    costs, w, b = reference.train_curve(data.X_train, data.y_train, 20, 0.01, 123, 10)
+    assert [round(c, 5) for c in costs] == PUBLISHED
+    train = reference.accuracy(reference.net_inputs(data.X_train, w, b), data.y_train)
+    test = reference.accuracy(reference.net_inputs(data.X_test, w, b), data.y_test)
+    assert round(train, 2) == 92.86 and round(test, 2) == 93.33
+    assert w.shape == (2, 1) and b.shape == (1,)
+
+
+def test_reference_shuffles_match_global_seed(data):
+    """The reference's private generator draws what torch.manual_seed + randperm draws."""
+    torch.manual_seed(5)
+    expected = [torch.randperm(70, dtype=torch.long) for _ in range(3)]
+    generator = torch.Generator().manual_seed(5)
+    assert all(torch.equal(e, torch.randperm(70, dtype=torch.long, generator=generator))
+               for e in expected)
+
+
+@pytest.mark.parametrize("n,m", [(5, 1), (10, 2), (13, 4), (64, 7)])
+def test_closed_form_matches_finite_differences_and_autograd(n, m):
+    rng = np.random.default_rng(n * 100 + m)
+    x, y = rng.normal(size=(n, m)), rng.integers(0, 2, n).astype(float)
+    w, b = rng.normal(size=(m, 1)), rng.normal(size=1)
+    gw, gb = reference.negative_gradients(x, reference.net_inputs(x, w, b), y)
+    assert gw.shape == (m, 1) and gb.shape == (1,)
+    nw, nb = reference.numerical_negative_gradients(x, w, b, y)
+    # Relative error below 1e-7: the central difference of a quadratic is exact up to round-off.
+    assert reference.relative_error(gw, nw) < 1e-7 and reference.relative_error(gb, nb) < 1e-7
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    loss = torch.mean((torch.tensor(x) @ tw + tb - torch.tensor(y).view(-1, 1)) ** 2)
+    aw, ab = torch.autograd.grad(loss, [tw, tb])
+    assert np.allclose(gw, -aw.numpy(), rtol=1e-12, atol=1e-14)
+    assert np.allclose(gb, -ab.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_drift_is_far_below_curve_tolerance(data):
+    """A correct float32 run stays within 1e-5 relative of the float64 reference (the curve
+    tolerance is 1e-4)."""
+    torch.manual_seed(123)
+    x, y = data.X_train, data.y_train
+    w, b = torch.zeros(2, 1), torch.zeros(1)
+    costs = []
+    for _ in range(20):
+        for idx in torch.split(torch.randperm(70, dtype=torch.long), 10):
+            e = (x[idx] @ w).view(-1) + b - y[idx]
+            w -= 0.01 * 2 * x[idx].t() @ e.view(-1, 1) / len(idx)
+            b -= 0.01 * 2 * e.mean()
+        costs.append(float(torch.mean(((x @ w).view(-1) + b - y) ** 2)))
+    expected, _, _ = reference.train_curve(x, y, 20)
+    drift = max(abs(a - e) / e for a, e in zip(costs, expected))
+    assert drift < 1e-5 < common.CURVE_RTOL
+
+
+# --- grading: correct submissions --------------------------------------------------------------
+
+def test_lecture_solution_gets_full_marks(data, settings):
+    results = grade(data, settings)
+    assert all(r.score == r.max_score and r.status == "passed" for r in results.values()), \
+        describe(results)
+    for result in results.values():
+        assert result.curve is not None
+        assert len(result.curve["student"]) == len(result.curve["reference"]) == 20
+        assert [round(c, 5) for c in result.curve["reference"]] == PUBLISHED
+    table = results["q1"].checks[2].message
+    assert "epoch" in table and "reference" in table and "0.388" in table
+
+
+@pytest.mark.parametrize("question,style", [("q1", s) for s in Q1_CORRECT]
+                         + [("q2", s) for s in Q2_CORRECT] + [("q3", s) for s in Q3_CORRECT])
+def test_correct_styles_get_full_marks(data, settings, question, style):
+    implementations = {"q1": Q1_CORRECT, "q2": Q2_CORRECT, "q3": Q3_CORRECT}[question]
+    results = grade(data, settings, {question: implementations[style]})
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_full_marks_for_any_random_draw(data, settings, seed):
+    results = grade(data, settings, seed=seed)
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+# --- grading: wrong submissions ----------------------------------------------------------------
+
+WRONG = ([("q1", k, *v) for k, v in Q1_WRONG.items()] + [("q2", k, *v) for k, v in Q2_WRONG.items()]
+         + [("q3", k, *v) for k, v in Q3_WRONG.items()])
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")  # the (n, 1) output mistake
+@pytest.mark.parametrize("question,mistake,diagnosis,implementation", WRONG,
+                         ids=[f"{q}-{k}" for q, k, _, _ in WRONG])
+def test_wrong_implementations_lose_points_with_diagnosis(data, settings, question, mistake,
+                                                          diagnosis, implementation):
+    results = grade(data, settings, {question: implementation})
+    result = results[question]
+    assert result.score < result.max_score, describe(results)
+    assert diagnosis in result.diagnoses, describe(results)
+    for other, other_result in results.items():
+        if other != question:
+            assert other_result.score == other_result.max_score, describe(results)
+    for check in result.checks:
+        assert "lambda" not in check.message and "def " not in check.message
+
+
+def test_notebook_function_named_grad_is_not_autograd(data, settings):
+    """A hand-written helper called ``grad`` (shadowing torch's) is not automatic
+    differentiation; q2 then reaches torch.autograd.grad through a module alias."""
+    helper = code('''
+        def grad(x, yhat, y):
+            e = (yhat - y).view(-1, 1)
+            return -2 * x.t() @ e / y.size(0), -(2 * e.sum() / y.size(0)).view(1)
+    ''')
+    results = grade(data, settings, {"q1": helper + adaline1("return grad(x, yhat, y)"),
+                                     "q2": Q2_CORRECT["alias_module"]})
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+def test_method_violations_void_the_question(data, settings):
+    for question, key in (("q1", "autograd"), ("q2", "backward"), ("q3", "adam")):
+        implementation = {"q1": Q1_WRONG, "q2": Q2_WRONG, "q3": Q3_WRONG}[question][key][1]
+        result = grade(data, settings, {question: implementation})[question]
+        assert result.score == 0.0
+        assert any(c.method_violation and not c.passed for c in result.checks)
+
+
+def test_threshold_zero_in_compute_accuracy(data, settings):
+    results = grade(data, settings, extra_cells=[THRESHOLD_ZERO])
+    for result in results.values():
+        assert result.score < result.max_score
+        assert "threshold_zero" in result.diagnoses, describe(results)
+
+
+def test_stub_gets_error_status_and_zero(data, settings):
+    results = grade(data, settings, {"q3": Q3_WRONG["stub"][1]})
+    assert results["q3"].status == "error" and results["q3"].score == 0
+    assert results["q3"].curve["student"] == [] and len(results["q3"].curve["reference"]) == 20
+    assert "NotImplementedError" in results["q3"].checks[0].message
+
+
+def test_int_labels_in_mse_loss_are_accepted(data, settings):
+    """torch 2.13 promotes int targets in F.mse_loss: the lecture's int labels work unconverted."""
+    results = grade(data, settings, {"q3": Q3_CORRECT["int_labels_promote"]})
+    assert results["q3"].score == results["q3"].max_score, describe(results)
+
+
+def test_messages_report_first_epoch_and_amount(data, settings):
+    result = grade(data, settings, {"q2": Q2_WRONG["seed_each_epoch"][1]})["q2"]
+    curve = next(c for c in result.checks if c.name == "lecture_curve")
+    assert "epoch 2" in curve.message and "reference" in curve.message and "%" in curve.message
+    shapes = grade(data, settings, {"q1": Q1_WRONG["transposed"][1]})["q1"].checks[0]
+    assert "expected" in shapes.message and ", 1)" in shapes.message
+
+
+# --- probe failures ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["timeout", "crash", "memory", "error"])
+def test_probe_failure_only_affects_its_question(data, settings, kind):
+    calls = []
+
+    def wrapper(probe):
+        def wrapped(name, args):
+            calls.append(name)
+            if name.startswith("q2"):
+                raise ProbeFailure(kind, f"simulated {kind}")
+            return probe(name, args)
+        return wrapped
+
+    results = grade(data, settings, probe_wrapper=wrapper)
+    assert results["q2"].status == kind and results["q2"].score == 0
+    assert f"simulated {kind}" in results["q2"].checks[0].message
+    assert results["q1"].status == results["q3"].status == "passed", describe(results)
+    if kind != "error":  # after a timeout, crash or memory failure the question stops probing
+        assert calls.count("q2_train") == 1
+
+
+def test_malformed_probe_data_only_affects_its_question(data, settings):
+    def wrapper(probe):
+        return lambda name, args: {"spy": {}} if name == "q2_train" else probe(name, args)
+
+    results = grade(data, settings, probe_wrapper=wrapper)
+    assert results["q2"].status == "error" and results["q2"].score == 0
+    assert "grader could not evaluate" in results["q2"].checks[0].message
+    assert results["q1"].status == results["q3"].status == "passed"
+
+
+def test_selected_questions_only(data, settings):
+    results = grade_questions(inprocess.make_probe(inprocess.build_namespace([], data)), [],
+                              settings, np.random.default_rng(0), data, questions=("q2",))
+    assert list(results) == ["q2"] and results["q2"].status == "error"
+
+
+def test_source_as_one_string(data, settings):
+    cells = [LECTURE["q1"], LECTURE["q2"], LECTURE["q3"]]
+    ns = inprocess.build_namespace(cells, data)
+    source = "\n".join(inprocess.source_cells(cells))
+    results = grade_questions(inprocess.make_probe(ns), source, settings,
+                              np.random.default_rng(3), data)
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+# --- source rules ------------------------------------------------------------------------------
+
+def test_source_rules_resolve_aliases_and_last_definition():
+    cells = [
+        "import torch\nimport torch.autograd as ag\nfrom torch.autograd import grad as g\n",
+        "def train_autograd(m):\n    m.loss.backward()\n",
+        "def broken(:\n",  # does not parse: skipped
+        "def helper(loss, w):\n    return g(loss, w)\n",
+        "def train_autograd(m):\n    return helper(m.loss, m.w), ag.grad(m.loss, m.w)\n",
+        "train_nn = train_autograd\n",
+    ]
+    index = source_rules.index_source(cells)
+    assert index.unparsable == [2]
+    found = source_rules.usage(index, "train_autograd")
+    assert source_rules.calls_autograd_grad(found) and not source_rules.calls_backward(found)
+    assert source_rules.usage(index, "train_nn").found
+    assert source_rules.autograd_findings(found)
+    whole = source_rules.index_source("\n".join(cells))  # one string with a syntax error in it
+    assert source_rules.calls_autograd_grad(source_rules.usage(whole, "train_autograd"))
+
+
+def test_source_rules_q1_allows_own_backward_and_lecture_code():
+    index = source_rules.index_source(inprocess.source_cells([Q1_LECTURE]))
+    assert source_rules.autograd_findings(source_rules.usage(index, "Adaline1")) == []
+    helper = ("def helper(x):\n    return x.requires_grad_()\n\n"
+              "class Adaline1:\n    def backward(self, x, yhat, y):\n"
+              "        self.backward(x, yhat, y)\n        return helper(x)\n")
+    found = source_rules.usage(source_rules.index_source([helper]), "Adaline1")
+    assert source_rules.autograd_findings(found) == ["requires_grad"]
+
+
+def test_catalogue_has_required_diagnoses():
+    required = {"sum_not_mean", "sign_flipped", "missing_factor_2", "bias_not_reduced",
+                "weight_transposed", "params_never_change", "gradients_accumulate", "ascending",
+                "learning_rate_ignored", "seed_reset_each_epoch", "full_batch", "random_init",
+                "other_optimizer", "output_shape_n1", "integer_labels", "threshold_zero",
+                "hardcoded_curve", "uses_autograd", "uses_backward_not_grad", "stub_untouched"}
+    assert required <= set(diagnoses.BY_KEY)
+    assert len(diagnoses.BY_KEY) == len(diagnoses.CATALOGUE)
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+def test_grading_is_fast(data, settings):
+    grade(data, settings)  # warm up torch and the reference cache
+    start = time.process_time()
+    results = grade(data, settings, seed=11)
+    elapsed = time.process_time() - start
+    assert all(r.score == r.max_score for r in results.values())
+    assert elapsed < 1.0, f"grading took {elapsed:.2f} s of CPU"
