@@ -19,32 +19,7 @@ from . import checks, settings as settings_module
 from .data import prepare_lecture_split
 from .grade import submission as submission_loader
 from .grade.feedback import question_feedback
-from .outcomes import ProbeFailure
-from .sandbox import probes
-
-_spy = None
-
-
-def _in_process_probe(namespace: dict):
-    global _spy
-    if _spy is None:
-        from .sandbox import spies
-
-        _spy = spies.install()
-
-    def probe(name: str, args: dict) -> dict:
-        _spy.reset()
-        try:
-            data = probes.run(name, namespace, args)
-        except probes.ProbeError as error:
-            raise ProbeFailure("error", str(error)) from None
-        except Exception as error:  # noqa: BLE001 - student code may raise anything
-            raise ProbeFailure("error", f"{type(error).__name__}: {error}") from None
-        data["spy"] = _spy.snapshot()
-        return data
-
-    return probe
-
+from .checks.inprocess import make_probe
 
 def _notebook_cells() -> list[str]:
     for path in sorted(Path.cwd().glob("*.ipynb")):
@@ -56,7 +31,7 @@ def check_question(question: str, namespace: dict) -> None:
     settings = settings_module.load()
     data_file = Path("data/iris.data")
     with contextlib.redirect_stdout(io.StringIO()):  # the student's own prints
-        results = checks.grade_questions(_in_process_probe(namespace), _notebook_cells(),
+        results = checks.grade_questions(make_probe(namespace), _notebook_cells(),
                                          settings, np.random.default_rng(),
                                          prepare_lecture_split(data_file), questions=(question,))
     verdict = results[question]
