@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from . import checks, settings as settings_module
+from .checks.inprocess import make_probe
 from .data import prepare_lecture_split
 from .grade import submission as submission_loader
 from .grade.feedback import question_feedback
-from .checks.inprocess import make_probe
+
 
 def _notebook_cells() -> list[str]:
     for path in sorted(Path.cwd().glob("*.ipynb")):
