@@ -102,7 +102,7 @@ def test_zip_build_is_reproducible(autograder_zip, tmp_path):
 def test_plain_otter_run_grades_with_the_zip(autograder_zip, reference_notebook, stub_notebook,
                                             tmp_path):
     """Real otter-grader, no Gradescope wrapper: otter's tests plus the kit's plugin."""
-    scores = {}
+    scores, outputs = {}, {}
     for label, notebook in (("reference", reference_notebook), ("stubs", stub_notebook)):
         out = tmp_path / label
         out.mkdir()
@@ -111,7 +111,11 @@ def test_plain_otter_run_grades_with_the_zip(autograder_zip, reference_notebook,
         results = json.loads((out / "results.json").read_text())
         scores[label] = {t["name"]: t["score"] for t in results["tests"]
                          if t["name"] in SETTINGS.points}
+        outputs[label] = {t["name"]: t.get("output", "") for t in results["tests"]}
     assert scores["reference"] == SETTINGS.points
+    # otter's own in-kernel tests pass too, not only the plugin's re-grading.
+    for question in SETTINGS.points:
+        assert "All test cases passed" in outputs["reference"][question], question
     assert all(score == 0 for score in scores["stubs"].values())
 
 

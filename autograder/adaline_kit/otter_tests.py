@@ -32,8 +32,9 @@ def check_question(question: str, namespace: dict) -> None:
     settings = settings_module.load()
     data_file = Path("data/iris.data")
     with contextlib.redirect_stdout(io.StringIO()):  # the student's own prints
-        results = checks.grade_questions(make_probe(namespace), _notebook_cells(),
-                                         settings, np.random.default_rng(),
+        probe = make_probe(namespace, runtime_spy=False)
+        results = checks.grade_questions(probe, _notebook_cells(), settings,
+                                         np.random.default_rng(),
                                          prepare_lecture_split(data_file), questions=(question,))
     verdict = results[question]
     if verdict.score >= verdict.max_score:

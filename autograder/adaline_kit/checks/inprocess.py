@@ -87,8 +87,14 @@ def build_namespace(cells: list[str], data, given: bool = True) -> dict:
     return ns
 
 
-def make_probe(ns: dict):
-    """A probe callable over ``ns`` with the sandbox's contract (see the module docstring)."""
+def make_probe(ns: dict, runtime_spy: bool = True):
+    """A probe callable over ``ns`` with the sandbox's contract (see the module docstring).
+
+    ``runtime_spy=False`` reports ``"spy": None`` (no run-time evidence; the checks then judge
+    the method rules on the source alone): right when the spies were installed after the
+    student's code ran, as in otter's in-kernel tests, where an earlier
+    ``from torch.autograd import grad`` bypasses them.
+    """
     the_spy = spy()
 
     def probe(name: str, args: dict) -> dict:
@@ -97,7 +103,7 @@ def make_probe(ns: dict):
             data = probes.run(name, ns, args)
         except Exception as error:  # noqa: BLE001
             raise ProbeFailure("error", f"{type(error).__name__}: {error}") from error
-        data["spy"] = the_spy.snapshot()
+        data["spy"] = the_spy.snapshot() if runtime_spy else None
         return data
 
     return probe
