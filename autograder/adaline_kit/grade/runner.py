@@ -79,6 +79,8 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         with Session(zygote, loaded.cells, settings.limits, data_file) as session:
             questions = checks.grade_questions(session.probe, loaded.cells, settings,
                                                np.random.default_rng(seed), data)
+        if not zygote.alive():  # its failures look like the student's: do not report zeros
+            raise RuntimeError("the grading sandbox stopped while this submission was graded")
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
         return SubmissionReport(path.name, questions, "graded", _cell_summary(cells), cells,
                                 time.monotonic() - started, session.printed, seed)

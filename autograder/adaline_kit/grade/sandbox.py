@@ -53,6 +53,9 @@ class Zygote:
             self.close()
             raise RuntimeError(f"the grading sandbox did not start: {error.strip()[-2000:]}")
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def connect(self) -> "StudentConnection":
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(self.socket_path)
