@@ -62,9 +62,19 @@ def build(out_root: Path | None, no_solutions: bool, no_verify: bool) -> None:
 
 
 def run() -> None:
-    """Console entry point with a one-line message for unexpected interrupts."""
+    """Console entry point: user errors as one line, Ctrl-C as "Interrupted." and status 130."""
     try:
-        main(standalone_mode=True)
-    except KeyboardInterrupt:
+        main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+
+from .grade.command import grade as grade_command  # noqa: E402 - registered after main exists
+main.add_command(grade_command)
+from .validate.command import validate as validate_command  # noqa: E402
+main.add_command(validate_command)

@@ -97,8 +97,12 @@ def build_case(case: Case) -> bytes:
         notebook.cells.append(nbformat.v4.new_code_cell(source))
     if case.transform is not None:
         notebook = case.transform(notebook)
-    for cell in notebook.cells:  # stable ids keep regenerated files identical
-        cell.pop("id", None)
+    # Stable ids keep regenerated files identical (nbformat would invent random ones).
+    for number, cell in enumerate(notebook.cells):
+        if (notebook.nbformat, notebook.nbformat_minor) >= (4, 5):
+            cell["id"] = f"cell-{number}"
+        else:
+            cell.pop("id", None)
     notebook.metadata[METADATA_KEY] = {
         "description": case.description, "expect": case.expect,
         "diagnosis": case.diagnosis, "feedback": case.feedback,

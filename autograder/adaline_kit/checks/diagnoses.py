@@ -7,7 +7,7 @@ diagnosis is one ``Diagnosis(...)`` line here plus its key in a check's candidat
 
 Evidence keys used here (a check supplies those relevant to it; missing keys read as None):
 
-``error``            message of a failed probe
+``error``            message of a failed probe ("<ExcType>: <message>")
 ``scales``           [(part, scale, cosine)]: least-squares scale of the submitted gradient
                      against the true one, and their cosine, per part ("weight"/"bias")
 ``n``, ``m``         batch size and number of features of the probe
@@ -52,14 +52,29 @@ _DTYPE_ERROR = re.compile(r"(dtype|scalar type|can't be cast|same type)", re.IGN
 _INTEGER = re.compile(r"\b(int|long|Int|Long|int32|int64)\b")
 
 
+# torch raises NotImplementedError for a kernel that lacks a dtype, e.g. F.mse_loss on int
+# tensors: '"mse_cpu" not implemented for 'Int''. That is not an untouched stub.
+_KERNEL_DTYPE = re.compile(r"not implemented for '(\w+)'")
+_INTEGER_KERNEL = re.compile(r"not implemented for '(Int|Long|Short|Char|Byte)'")
+# backward()/grad() of a loss that no parameter reaches (thresholded, .int(), .item(), detached).
+_NO_GRAPH = re.compile(r"does not require grad and does not have a grad_fn")
+
+
 def _integer_dtype_error(message: str | None) -> bool:
-    return bool(message) and bool(_DTYPE_ERROR.search(message)) and bool(_INTEGER.search(message))
+    return bool(message) and (
+        bool(_DTYPE_ERROR.search(message)) and bool(_INTEGER.search(message))
+        or bool(_INTEGER_KERNEL.search(message)))
+
+
+def _stub_error(message: str | None) -> bool:
+    return bool(message) and "NotImplementedError" in message \
+        and not _KERNEL_DTYPE.search(message)
 
 
 CATALOGUE: list[Diagnosis] = [
     Diagnosis(
         "stub_untouched",
-        lambda e: "NotImplementedError" in (e.get("error") or ""),
+        lambda e: _stub_error(e.get("error")),
         "This part still raises NotImplementedError: replace the `raise NotImplementedError` "
         "line with your implementation."),
     Diagnosis(
@@ -68,6 +83,13 @@ CATALOGUE: list[Diagnosis] = [
         "A float/integer dtype mismatch: the labels y are integer tensors (torch.int). Convert "
         "them with y.float() before using them in matrix products or losses with the float "
         "net inputs."),
+    Diagnosis(
+        "loss_detached",
+        lambda e: bool(_NO_GRAPH.search(e.get("error") or "")),
+        "The loss is not connected to the parameters (it has no grad_fn), so there is nothing "
+        "to differentiate: did the model's output get thresholded or converted on the way (> "
+        "0.5, .int(), .round(), .item(), .detach(), a new torch.tensor(...))? Adaline trains on "
+        "the raw net inputs; the 0.5 threshold belongs in compute_accuracy only."),
     Diagnosis(
         "weight_transposed",
         lambda e: e.get("m") not in (None, 1) and e.get("grad_w_shape") == [1, e.get("m")],
@@ -191,7 +213,7 @@ CATALOGUE: list[Diagnosis] = [
 BY_KEY = {entry.key: entry for entry in CATALOGUE}
 
 # Candidate lists for the checks (catalogue order decides priority).
-PROBE_ERRORS = ("stub_untouched", "integer_labels")
+PROBE_ERRORS = ("stub_untouched", "integer_labels", "loss_detached")
 TRAINING_LOOP = ("params_never_change", "losses_per_minibatch", "num_epochs_ignored",
                  "gradients_accumulate", "seed_reset_each_epoch", "full_batch", "ascending")
 OTHER_RUN = TRAINING_LOOP + ("learning_rate_ignored", "seed_ignored", "minibatch_size_ignored",
