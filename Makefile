@@ -26,7 +26,7 @@ build: install
 	$(BIN)/adaline-kit build
 
 validate: install
-	$(BIN)/adaline-kit validate
+	$(BIN)/adaline-kit validate --group correct --group wrong
 
 test: install
 	$(BIN)/python -m pytest
