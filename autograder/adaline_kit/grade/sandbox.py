@@ -22,10 +22,20 @@ import time
 from pathlib import Path
 
 from ..outcomes import ProbeFailure
+from ..sandbox.zygote import children
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds adaline_kit/
 GRACE_SECONDS = 2.0  # how long past its own alarm a student process may take to answer
 MAX_REPLY_BYTES = 8 << 20
+
+
+def hidden_paths() -> list[str]:
+    """Folders student code must never read: the grading package and the folder around it
+    (``source/`` of the autograder on Gradescope, the repository in a checkout)."""
+    paths = [PACKAGE_ROOT / "adaline_kit"]
+    if PACKAGE_ROOT.name not in ("site-packages", "dist-packages"):
+        paths.append(PACKAGE_ROOT.parent)
+    return [str(path) for path in paths]
 
 
 class Zygote:
@@ -63,9 +73,25 @@ class Zygote:
 
     def close(self) -> None:
         if self.process.poll() is None:
+            self._end_student_processes()
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _end_student_processes(self, patience: float = 3.0) -> None:
+        """Kill the zygote's children (student processes, adopted orphans) until none is left:
+        the zygote adopts what each killed process leaves behind."""
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            found = children(self.process.pid)
+            if not found:
+                return
+            for pid in found:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.05)
 
     def __enter__(self) -> "Zygote":
         return self
@@ -125,7 +151,7 @@ class StudentConnection:
         except TimeoutError:
             self.kill()
             raise ProbeFailure("timeout", f"no answer within {timeout:g} s; the run was stopped")
-        except (ConnectionError, OSError, ValueError):
+        except (ConnectionError, OSError, ValueError, RecursionError):
             self.kill()
             raise ProbeFailure("crash", "the notebook's process ended unexpectedly "
                                         "(exit(), a crash or a killed process)")

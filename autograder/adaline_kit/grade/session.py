@@ -2,7 +2,9 @@
 
 If a cell ends the student process (``os._exit``, a crash, a hang past its limit), the session
 starts a new process and runs the cells again without that one, so the rest of the notebook still
-counts. Probes get the time left of their question and of the whole submission.
+counts. Probes get the time left of their question and of the whole submission; running (or
+re-running) the notebook's cells counts against the submission's time only, never against a
+question's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from ..outcomes import ProbeFailure
 from ..settings import Limits
-from .sandbox import StudentConnection, Zygote
+from .sandbox import StudentConnection, Zygote, hidden_paths
 
 STUDENT_USERS = ("adaline-student", "nobody")  # who runs student code when grading as root
 MAX_RESTARTS = 6
@@ -63,6 +65,7 @@ class Session:
         self.restarts = 0
         self.question_deadlines: dict[str, float] = {}
         self.printed = ""
+        self.confinement = ""  # what the student process reported (see sandbox.landlock)
 
     def __enter__(self) -> "Session":
         return self
@@ -77,7 +80,11 @@ class Session:
             except ProbeFailure:
                 pass
             self.connection.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        for _ in range(20):  # a process being killed may still be writing into the folder
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if not self.workdir.exists():
+                break
+            time.sleep(0.05)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -87,10 +94,12 @@ class Session:
         connection = self.zygote.connect()
         reply = connection.request(
             "start", 30, workdir=str(self.workdir), uid=self.uid, gid=self.gid,
-            memory_bytes=self.limits.memory_mib << 20, output_bytes=self.limits.output_bytes)
+            memory_bytes=self.limits.memory_mib << 20, output_bytes=self.limits.output_bytes,
+            hidden=hidden_paths())
         if reply.get("status") != "ok":
             connection.kill()
             raise ProbeFailure("crash", "the student process could not be prepared")
+        self.confinement = str(reply.get("confinement", ""))
         return connection
 
     def _run_cells(self) -> None:
@@ -134,13 +143,16 @@ class Session:
     def probe(self, name: str, args: dict) -> dict:
         """Run probe ``name`` in the student process; return its data or raise ProbeFailure."""
         question = name.split("_", 1)[0]
-        if question not in self.question_deadlines:
-            self.question_deadlines[question] = time.monotonic() + self.limits.question_seconds
-        question_left = self.question_deadlines[question] - time.monotonic()
-        if question_left <= 0:
+        if self.question_deadlines.get(question, float("inf")) <= time.monotonic():
             raise ProbeFailure("timeout", f"{question}'s checks ran longer than "
                                           f"{self.limits.question_seconds:g} s")
+        started = time.monotonic()
         connection = self.ensure_running()
+        if question in self.question_deadlines:  # the notebook's (re)run is not the question's
+            self.question_deadlines[question] += time.monotonic() - started
+        else:
+            self.question_deadlines[question] = time.monotonic() + self.limits.question_seconds
+        question_left = self.question_deadlines[question] - time.monotonic()
         timeout = min(question_left, self.remaining())
         if timeout <= 0:
             raise ProbeFailure("timeout", "the submission's time limit was reached")

@@ -4,12 +4,15 @@ Started by the zygote (a fork per grading session) with a connected Unix socket.
 sends is ``{"pid": PID}``. Then, for each request line from the grader it answers one line with the
 same ``nonce``:
 
-``{"op": "start", "workdir", "uid", "gid", "memory_bytes", "output_bytes"}``
-    drop privileges, enter the working directory, apply limits -> ``{"status": "ok"}``
+``{"op": "start", "workdir", "uid", "gid", "memory_bytes", "output_bytes", "hidden"}``
+    drop privileges, enter the working directory, apply limits, confine the process (see
+    :mod:`adaline_kit.sandbox.landlock`; ``hidden``: folders it must not read)
+    -> ``{"status": "ok", "confinement": "landlock ABI N" | "unconfined: why"}``
 ``{"op": "cell", "index", "source", "timeout"}``
     run one cell -> ``{"status": "ok" | "error" | "timeout" | "exit", "error": str}``
 ``{"op": "probe", "name", "args", "timeout"}``
     run a probe -> ``{"status": "ok", "data": {...}}`` or ``{"status": "error" | "timeout", ...}``
+    (``"kind": "tamper"`` when the student's code removed an autograd spy while it ran)
 ``{"op": "output"}`` -> ``{"status": "ok", "text": the start of what the cells printed, "dropped": n}``
 
 Everything here is public: student code shares this process.
@@ -17,6 +20,7 @@ Everything here is public: student code shares this process.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
@@ -27,7 +31,10 @@ import sys
 import traceback
 import types
 
-from . import probes
+from . import landlock, probes, spies
+
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+_GUARD = spies.Spy.guard  # taken before any student code runs (a cell may replace the method)
 
 
 class Interrupted(BaseException):
@@ -121,11 +128,17 @@ class StudentProcess:
     # --- requests -----------------------------------------------------------------------------
     def start(self, request: dict) -> dict:
         workdir = request["workdir"]
+        libc = ctypes.CDLL(None, use_errno=True)
+        # Orphans of the student's own processes (even after setsid) become this process's
+        # children, so they stay in reach; the zygote ends whatever is left when it dies.
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if request.get("gid") is not None and os.getuid() == 0:
             os.setgroups([])
             os.setgid(request["gid"])
         if request.get("uid") is not None and os.getuid() == 0:
             os.setuid(request["uid"])
+        # After setuid (which clears it): end with the zygote, whatever else happens.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         os.chdir(workdir)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # C-level writes of student code go nowhere, not to the grader
@@ -142,7 +155,8 @@ class StudentProcess:
         sys.stdout = sys.stderr = self.output
         sys.modules["otter"] = _grading_otter_module()
         sys.argv = ["notebook"]
-        return {"status": "ok"}
+        confinement = landlock.confine(workdir, list(request.get("hidden") or []))
+        return {"status": "ok", "confinement": confinement}
 
     def _guarded(self, timeout: float, action):
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -172,7 +186,19 @@ class StudentProcess:
         return {"status": "ok"}
 
     def probe(self, request: dict) -> dict:
+        _GUARD(self.spy)  # spies a notebook cell removed are back before the probe runs
         self.spy.reset()
+        reply = self._run_probe(request)
+        tampered = _GUARD(self.spy)
+        if tampered:
+            return {"status": "error", "kind": "tamper",
+                    "error": "your code removed the grader's autograd spies while it was "
+                             f"checked ({', '.join(tampered)}), so this check cannot be trusted"}
+        if reply.get("status") == "ok":
+            reply["data"]["spy"] = self.spy.snapshot()
+        return reply
+
+    def _run_probe(self, request: dict) -> dict:
         try:
             data = self._guarded(request["timeout"], lambda: probes.run(
                 request["name"], self.namespace, request["args"]))
@@ -184,7 +210,6 @@ class StudentProcess:
             where = _student_frame_line(error)
             return {"status": "error", "error": _one_line(error) + (f" ({where})" if where else ""),
                     "exception": type(error).__name__}
-        data["spy"] = self.spy.snapshot()
         return {"status": "ok", "data": data}
 
     def captured_output(self, request: dict) -> dict:

@@ -4,6 +4,11 @@ Installed in the student process *before* any student code runs, so that even an
 import time (``from torch.autograd import grad as g``) goes through the spy. The counts are
 evidence for the method rules only; the grader also checks the submitted source, because code in
 the same process can always undo a spy.
+
+:meth:`Spy.guard` makes undoing them harder: the student process calls it before every probe (a
+spy removed by a notebook cell is put back, so the probe still counts) and after it (a spy
+removed while the student's code ran makes the probe fail). Code that removes a spy and puts it
+back within one call of a graded function is not caught; the source rules are the other half.
 """
 
 from __future__ import annotations
@@ -28,10 +33,37 @@ class Spy:
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
         self.optimizer_steps: collections.Counter[str] = collections.Counter()
+        # (owner, attribute, value): what install() put in place and guard() keeps there.
+        self._expected: list[tuple[object, str, object]] = []
+        self._closures: list[tuple[object, tuple]] = []  # (wrapper, its closure's contents)
+        self._hooks: tuple[dict, int, object] | None = None  # (hook dict, key, hook)
 
     def reset(self) -> None:
         self.counts.clear()
         self.optimizer_steps.clear()
+
+    def guard(self) -> list[str]:
+        """Put back every spy that was removed or replaced; return what had been changed."""
+        changed = []
+        for owner, name, value in self._expected:
+            if vars(owner).get(name, _MISSING) is not value:
+                setattr(owner, name, value)
+                changed.append(f"{getattr(owner, '__name__', type(owner).__name__)}.{name}")
+        for wrapper, contents in self._closures:
+            for cell, value in zip(wrapper.__closure__, contents):
+                if cell.cell_contents is not value:
+                    cell.cell_contents = value
+                    changed.append(f"{wrapper.__name__} (closure)")
+        if self._hooks is not None:
+            hooks, key, hook = self._hooks
+            if hooks.get(key) is not hook:
+                hooks[key] = hook
+                changed.append("optimizer step hook")
+        for counter in (self.counts, self.optimizer_steps):
+            if type(counter) is not collections.Counter:  # a subclass that drops counts
+                counter.__class__ = collections.Counter
+                changed.append("counter class")
+        return list(dict.fromkeys(changed))
 
     def snapshot(self) -> dict:
         return {
@@ -57,6 +89,9 @@ class _EngineProxy:
         return getattr(self._engine, name)
 
 
+_MISSING = object()
+
+
 def _counting(function, spy: Spy, key: str):
     def wrapper(*args, **kwargs):
         spy.counts[key] += 1
@@ -71,8 +106,11 @@ def _counting(function, spy: Spy, key: str):
 
 def install() -> Spy:
     """Install the spies process-wide and return the :class:`Spy` that collects their counts."""
+    import torch.optim.optimizer as optimizer_module
+
     spy = Spy()
-    Variable._execution_engine = _EngineProxy(Variable._execution_engine, spy)
+    proxy = _EngineProxy(Variable._execution_engine, spy)
+    Variable._execution_engine = proxy
     torch.autograd.grad = _counting(torch.autograd.grad, spy, "autograd_grad")
     torch.autograd.backward = _counting(torch.autograd.backward, spy, "backward")
     # Tensor.backward looks torch.autograd.backward up at call time, so this spy sees it too.
@@ -80,5 +118,24 @@ def install() -> Spy:
     def count_step(optimizer, args, kwargs):
         spy.optimizer_steps[type(optimizer).__name__] += 1
 
-    register_optimizer_step_pre_hook(count_step)
+    handle = register_optimizer_step_pre_hook(count_step)
+    hooks = optimizer_module._global_optimizer_pre_hooks
+    spy._hooks = (hooks, handle.id, count_step)
+    spy._expected = [
+        (Variable, "_execution_engine", proxy),
+        (torch.autograd, "grad", torch.autograd.grad),
+        (torch.autograd, "backward", torch.autograd.backward),
+        (torch.autograd, "_engine_run_backward", torch.autograd._engine_run_backward),
+        (torch.autograd.graph, "_engine_run_backward", torch.autograd.graph._engine_run_backward),
+        (torch.Tensor, "backward", vars(torch.Tensor)["backward"]),
+        (optimizer_module, "_global_optimizer_pre_hooks", hooks),
+        (_EngineProxy, "run_backward", vars(_EngineProxy)["run_backward"]),
+        (_EngineProxy, "__getattr__", vars(_EngineProxy)["__getattr__"]),
+        (proxy, "_engine", proxy._engine),
+        (proxy, "_spy", spy),
+        (spy, "counts", spy.counts),
+        (spy, "optimizer_steps", spy.optimizer_steps),
+    ] + [(Spy, name, vars(Spy)[name]) for name in ("reset", "snapshot", "guard")]
+    spy._closures = [(wrapper, tuple(cell.cell_contents for cell in wrapper.__closure__))
+                     for wrapper in (torch.autograd.grad, torch.autograd.backward, count_step)]
     return spy

@@ -6,11 +6,17 @@ connection to the socket. Forking saves each submission a fresh interpreter and 
 (over a second each), and every submission still gets a process of its own: nothing one
 submission does is visible to the next.
 
+The zygote is a child subreaper: a process that a student process leaves behind (even one that
+called setsid() to leave its process group) becomes the zygote's child when its parents end, and
+the zygote kills every child that is not a live student process it forked. So nothing a
+submission starts outlives its grading session.
+
 The zygote never runs student code and never imports hidden checks or reference solutions.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import signal
@@ -63,9 +69,48 @@ def _warm_up():
     return child, spies.install()
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 def main(socket_path: str) -> None:
     child, spy = _warm_up()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    students: set[int] = set()  # the live student processes this zygote forked
+
+    def on_child_exit(signum, frame):
+        """Reap ended children; kill the orphans the zygote adopted (not student processes)."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            students.discard(pid)
+        for pid in children(os.getpid()):
+            if pid not in students:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    signal.signal(signal.SIGCHLD, on_child_exit)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     os.chmod(socket_path, 0o600)
@@ -73,11 +118,19 @@ def main(socket_path: str) -> None:
     print("ready", flush=True)
     while True:
         connection, _ = server.accept()
-        if os.fork() == 0:
-            server.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.setsid()
-            child.serve_connection(connection, spy)
+        # No SIGCHLD between fork() and recording the new student process (it is no orphan).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                os.setsid()
+                child.serve_connection(connection, spy)
+            students.add(pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         connection.close()
 
 
