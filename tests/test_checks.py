@@ -709,3 +709,19 @@ def test_grading_is_fast(data, settings):
     elapsed = time.process_time() - start
     assert all(r.score == r.max_score for r in results.values())
     assert elapsed < 1.0, f"grading took {elapsed:.2f} s of CPU"
+
+
+def test_lecture_checks_earn_credit_only_with_the_other_data_run():
+    from adaline_kit.checks import credit_lecture_checks
+    from adaline_kit.outcomes import CheckResult, QuestionResult
+
+    def checks(other_passed):
+        return [CheckResult("gradient_values", False, 2.0), CheckResult("lecture_curve", True, 2.0),
+                CheckResult("lecture_accuracy", True, 1.0),
+                CheckResult("other_data", other_passed, 2.0)]
+
+    faked = QuestionResult.from_checks("q1", 4.0, credit_lecture_checks(checks(False)))
+    honest = QuestionResult.from_checks("q1", 4.0, credit_lecture_checks(checks(True)))
+    assert faked.score == 0.0
+    assert "other data" in faked.checks[1].message
+    assert honest.score == round(4.0 * 5 / 7, 4)

@@ -16,6 +16,22 @@ from . import common, q1, q2, q3, source_rules
 
 GRADERS = {"q1": q1.grade, "q2": q2.grade, "q3": q3.grade}
 
+# The lecture's numbers are public (the published curve and accuracies), so matching them proves
+# nothing by itself: these checks earn credit only when the same code also reproduces the
+# reference on the grader's other data. Copied, canned or faked lecture results gain nothing.
+LECTURE_CHECKS = ("lecture_curve", "lecture_accuracy", "final_weights")
+OTHER_DATA_CHECK = "other_data"
+
+
+def credit_lecture_checks(checks: list[CheckResult]) -> list[CheckResult]:
+    """Fail the passed lecture-data checks of a question whose other-data check failed."""
+    if all(c.passed for c in checks if c.name == OTHER_DATA_CHECK):
+        return checks
+    note = ("This matched the lecture's published numbers, but that earns credit only together "
+            "with the run on other data, which did not match (see other_data).")
+    return [dataclasses.replace(c, passed=False, message=f"{c.message}\n{note}".strip())
+            if c.name in LECTURE_CHECKS and c.passed else c for c in checks]
+
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
@@ -67,7 +83,8 @@ def grade_questions(probe: Probe, source: str | list[str], settings, rng: np.ran
                                 f"({type(error).__name__}: {error}); please report this.")
             results[question] = QuestionResult(question, 0.0, max_score, "error", [check])
             continue
-        result = QuestionResult.from_checks(question, max_score, checks, curve)
+        result = QuestionResult.from_checks(question, max_score, credit_lecture_checks(checks),
+                                            curve)
         status = context.status()
         if status is not None and result.status != "passed":
             result = dataclasses.replace(result, status=status)
