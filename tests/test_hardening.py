@@ -416,3 +416,14 @@ def test_attacks_fool_plain_otter(plain_otter_zip, graded, tmp_path):
         assert scores[name] == SETTINGS.points, (name, scores[name])
         assert all(t["score"] == 0 for t in graded[name].results["tests"])
     assert graded["zip_with_forged_otter_log"].markers == []
+
+
+def test_plain_otter_run_with_the_kit_plugin_never_unpickles_a_forged_log(autograder_zip,
+                                                                          tmp_path):
+    """The same forged log that plain otter unpickles (test above) is deleted by the kit's
+    otter plugin before otter looks for it; the reference inside still gets full marks."""
+    marker = TMP / cases_faults.OTTER_LOG_MARKER
+    marker.unlink(missing_ok=True)
+    scores = _otter_run(autograder_zip, BY_NAME["zip_with_forged_otter_log"], tmp_path / "run")
+    assert not marker.exists(), "the forged .OTTER_LOG was unpickled"
+    assert scores == SETTINGS.points

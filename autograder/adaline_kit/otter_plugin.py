@@ -3,8 +3,10 @@
 Listed in ``otter_config.json``, so plain ``otter run -a autograder.zip SUBMISSION`` uses it: after
 otter has run its hidden tests inside the student's kernel (where student code could tamper with
 them), ``after_grading`` grades the same submission again in the kit's sandbox and replaces every
-question's score with that verdict. What otter's hooks cannot give plain ``otter run``: otter's
-own kernel run still has no per-cell time limit and still sees the tests folder; see the README.
+question's score with that verdict. Before grading it also
+deletes any ``.OTTER_LOG`` from the submission, which otter would unpickle. What otter's hooks
+cannot give plain ``otter run``: otter's own kernel run still has no per-cell time limit and still
+sees the tests folder; see the README.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ def _data_file() -> Path:
 
 class HardenedGrading(AbstractOtterPlugin):
     """Replaces otter's in-kernel scores with the sandboxed grader's scores."""
+
+    def before_grading(self, config):
+        """Delete any ``.OTTER_LOG`` in the submission: otter unpickles it (running whatever it
+        holds in the grader's process) even when grading from the log is off. Otter calls this
+        hook from the submission folder, before it looks for the log."""
+        for log in Path.cwd().rglob(".OTTER_LOG"):
+            log.unlink()
 
     def after_grading(self, results):
         settings = settings_module.load()
