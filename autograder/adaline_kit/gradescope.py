@@ -15,24 +15,9 @@ from pathlib import Path
 from . import settings as settings_module
 from .data import prepare_lecture_split
 from .grade import gradescope_results
-from .grade.runner import SubmissionReport, grade_submission, zero_questions
+from .grade.runner import grade_submission, zero_report
+from .grade.submission import find_submission
 from .grade.sandbox import Zygote
-
-SUBMISSION_SUFFIXES = (".ipynb", ".zip")
-
-
-def find_submission(folder: Path) -> Path | None:
-    """The submitted notebook: ``adaline_autograd.ipynb`` if present, else the first notebook,
-    else the first zip (``grader.export()`` output)."""
-    candidates = sorted(p for p in folder.rglob("*") if p.is_file()
-                        and p.suffix in SUBMISSION_SUFFIXES and ".ipynb_checkpoints" not in p.parts)
-    for preferred in ("adaline_autograd.ipynb",):
-        for path in candidates:
-            if path.name == preferred:
-                return path
-    notebooks = [p for p in candidates if p.suffix == ".ipynb"]
-    return (notebooks or candidates or [None])[0]
-
 
 def grade_autograder_dir(root: Path) -> dict:
     """Grade ``root/submission`` and write ``root/results/results.json``; return the results."""
@@ -43,9 +28,8 @@ def grade_autograder_dir(root: Path) -> dict:
     submission = find_submission(root / "submission")
     try:
         if submission is None:
-            message = "No notebook (.ipynb) or export zip was found in the submission."
-            report = SubmissionReport("(none)", zero_questions(settings, "failed", message),
-                                      "invalid", message)
+            report = zero_report("(none)", settings, "invalid", "No notebook (.ipynb) or export "
+                                 "zip was found in the submission.")
         else:
             with Zygote() as zygote:
                 report = grade_submission(submission, zygote, settings,
@@ -54,8 +38,8 @@ def grade_autograder_dir(root: Path) -> dict:
     except Exception as error:  # noqa: BLE001 - Gradescope must always get a results.json
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         message = f"The autograder failed ({detail}). Your submission was kept; please tell staff."
-        report = SubmissionReport(submission.name if submission else "(none)",
-                                  zero_questions(settings, "error", message), "error", message)
+        report = zero_report(submission.name if submission else "(none)", settings, "error",
+                             message)
         return gradescope_results.write(report, settings, results_path)
 
 

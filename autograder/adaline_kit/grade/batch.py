@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import gradescope_export
+from .submission import SUBMISSION_SUFFIXES, find_submission
 
 RECORD_FILE = "record.json"
 RESULTS_FILE = "results.json"
 STAGING_DIR = ".partial"
 RECORD_FORMAT = 1
-SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 SKIPPED_DIRS = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")
 # Names at the top of OUT that a results folder must not take.
 RESERVED_KEYS = {"grades.csv", "feedback.zip", "summary.png", STAGING_DIR}
@@ -94,8 +94,6 @@ def _skipped(path: Path, out: Path | None) -> bool:
 
 
 def _export_jobs(folder: Path, prefix: Path | None) -> list[Job]:
-    from ..gradescope import find_submission  # the file Gradescope itself would grade
-
     jobs = []
     try:
         entries = gradescope_export.read_export(folder)
@@ -394,31 +392,27 @@ class Grader:
         self.run_id = uuid.uuid4().hex  # marks what this run graded (as opposed to found)
 
     def _report(self, job: Job):
-        from .runner import SubmissionReport, grade_submission, zero_questions
+        from .runner import grade_submission, unusable_message, zero_report
 
         if job.path is None:
-            message = f"This submission could not be graded: {job.problem}."
-            return SubmissionReport(job.key, zero_questions(self.settings, "failed", message),
-                                    "invalid", message, seed=self.seed or 0)
+            return zero_report(job.key, self.settings, "invalid", unusable_message(job.problem),
+                               seed=self.seed or 0)
         for attempt in range(2):
             zygote, generation = self.zygote.current()
             report = grade_submission(job.path, zygote, self.settings, self.data, self.data_file,
                                       self.seed)
             # A zygote that died (killed by student code running as the same user, or by the
-            # OOM killer) fails every probe of the submissions that needed it, and the report
-            # may look like a plain zero: grade once more with a fresh zygote.
+            # OOM killer) leaves an error report: grade once more with a fresh zygote.
             if zygote.process.poll() is None or attempt:
                 return report
             self.zygote.restart_if_dead(generation)
         return report
 
     def _error_report(self, job: Job, error: BaseException):
-        from .runner import SubmissionReport, zero_questions
+        from .runner import grader_failure_message, zero_report
 
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        message = f"The grader failed on this submission ({detail}); please report it."
-        return SubmissionReport(job.key, zero_questions(self.settings, "error", message),
-                                "error", message, seed=self.seed or 0)
+        return zero_report(job.key, self.settings, "error", grader_failure_message(error),
+                           seed=self.seed or 0)
 
     def grade(self, job: Job, submission_sha: str) -> Outcome | None:
         """Grade ``job`` and commit its folder; None if the run was stopped meanwhile."""

@@ -53,6 +53,24 @@ def zero_questions(settings: Settings, status: str, message: str) -> dict[str, Q
             for q in QUESTIONS}
 
 
+def zero_report(name: str, settings: Settings, status: str, message: str,
+                **fields) -> SubmissionReport:
+    """A report with every question at zero and ``message``; ``status`` is ``invalid`` (the
+    submission is unusable) or ``error`` (the grader failed)."""
+    question_status = "failed" if status == "invalid" else "error"
+    return SubmissionReport(name, zero_questions(settings, question_status, message), status,
+                            message, **fields)
+
+
+def unusable_message(problem: str) -> str:
+    return f"This submission could not be graded: {problem}."
+
+
+def grader_failure_message(error: BaseException) -> str:
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return f"The grader failed on this submission ({detail}); please report it."
+
+
 def _cell_summary(cells: list[CellOutcome]) -> str:
     if not cells:
         return "Every cell of the notebook ran without an error."
@@ -72,9 +90,8 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
     seed = int(np.random.SeedSequence().entropy % (2**32)) if seed is None else seed
     loaded = submission_loader.load(path)
     if loaded.problem:
-        message = f"This submission could not be graded: {loaded.problem}."
-        return SubmissionReport(path.name, zero_questions(settings, "failed", message), "invalid",
-                                message, execution_seconds=time.monotonic() - started, seed=seed)
+        return zero_report(path.name, settings, "invalid", unusable_message(loaded.problem),
+                           execution_seconds=time.monotonic() - started, seed=seed)
     try:
         with Session(zygote, loaded.cells, settings.limits, data_file) as session:
             questions = checks.grade_questions(session.probe, loaded.cells, settings,
@@ -85,7 +102,5 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         return SubmissionReport(path.name, questions, "graded", _cell_summary(cells), cells,
                                 time.monotonic() - started, session.printed, seed)
     except Exception as error:  # noqa: BLE001 - a grader fault must still produce a result
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        message = f"The grader failed on this submission ({detail}); please report it."
-        return SubmissionReport(path.name, zero_questions(settings, "error", message), "error",
-                                message, execution_seconds=time.monotonic() - started, seed=seed)
+        return zero_report(path.name, settings, "error", grader_failure_message(error),
+                           execution_seconds=time.monotonic() - started, seed=seed)

@@ -16,6 +16,7 @@ import nbformat
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 NOTEBOOK_NAME = "adaline_autograd.ipynb"
+SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 
 
 @dataclasses.dataclass
@@ -67,6 +68,16 @@ def _notebook_text_from_zip(path: Path) -> str:
         if chosen.file_size > MAX_NOTEBOOK_BYTES:
             raise ValueError("the notebook in the zip is too large")
         return archive.read(chosen).decode("utf-8", errors="replace")
+
+
+def find_submission(folder: Path) -> Path | None:
+    """The file to grade in a submission folder: ``adaline_autograd.ipynb`` if present, else the
+    first notebook, else the first zip (``grader.export()`` output); None if there is none."""
+    candidates = sorted(p for p in folder.rglob("*") if p.is_file()
+                        and p.suffix in SUBMISSION_SUFFIXES and ".ipynb_checkpoints" not in p.parts)
+    notebooks = [p for p in candidates if p.suffix == ".ipynb"]
+    named = [p for p in notebooks if p.name == NOTEBOOK_NAME]
+    return (named or notebooks or candidates or [None])[0]
 
 
 def load(path: Path | str) -> Submission:

@@ -40,9 +40,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..grade.submission import SUBMISSION_SUFFIXES
+
 METADATA_KEY = "adaline_kit_case"
 SIDECAR_SUFFIX = ".expect.json"
-SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 # A line of hidden code shorter than this is too generic to count as a leak ("else:", ")").
 MIN_HIDDEN_LINE = 24
 
