@@ -200,7 +200,9 @@ def other_spec(rng: np.random.Generator) -> RunSpec:
     size that does not divide n, another learning rate, seed and number of epochs."""
     m = int(rng.integers(3, 5))
     n = int(rng.integers(41, 60))
-    sizes = [s for s in (6, 7, 8, 9) if n % s]
+    # Not a divisor of n, and a different number of minibatches than the default size 10
+    # gives: code that ignores minibatch_size must fail every draw, not only some.
+    sizes = [s for s in (6, 7, 8, 9) if n % s and -(-n // s) != -(-n // 10)]
     minibatch_size = int(rng.choice(sizes))
     learning_rate = float(rng.choice([0.02, 0.03, 0.05]))
     seed = int(rng.integers(1, 100_000))
