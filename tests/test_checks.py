@@ -15,7 +15,7 @@ import torch
 
 from adaline_kit import data as lecture_data
 from adaline_kit import reference, settings as grading_settings
-from adaline_kit.checks import common, diagnoses, grade_questions, inprocess, source_rules
+from adaline_kit.checks import common, diagnoses, grade_questions, inprocess, q1, source_rules
 from adaline_kit.outcomes import ProbeFailure
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -511,6 +511,45 @@ def test_float32_drift_is_far_below_curve_tolerance(data):
     expected, _, _ = reference.train_curve(x, y, 20)
     drift = max(abs(a - e) / e for a, e in zip(costs, expected))
     assert drift < 1e-5 < common.CURVE_RTOL
+
+
+def _float32_negative_gradients(spec):
+    """Two correct float32 ways a student computes them: vectorised, and a per-row loop."""
+    x, yhat, y = (torch.tensor(v, dtype=torch.float32) for v in (spec.x, spec.yhat, spec.y))
+    e = yhat - y
+    vectorised = (-2 * x.t() @ e.view(-1, 1) / len(y), -2 * e.mean().view(1))
+    gw, gb = torch.zeros(spec.m, 1), torch.zeros(1)
+    for i in range(spec.n):
+        gw += 2 * e[i] * x[i].view(-1, 1)
+        gb += 2 * e[i]
+    return [vectorised, (-gw / spec.n, -gb / spec.n)]
+
+
+def test_gradient_draws_leave_float32_answers_well_inside_tolerance():
+    """Over 20,000 random q1 inputs, correct float32 gradients stay 100x inside GRADIENT_RTOL
+    while a sign flip is off by about 2. Without the cancellation filter some draws put a
+    correct bias gradient beyond 1e-4 (16 of 40,000 answers here), which this test catches."""
+    worst, sign_flip_best = 0.0, np.inf
+    for seed in range(20_000):
+        spec = q1.backward_spec(np.random.default_rng(seed))
+        expected_w, expected_b = reference.negative_gradients(spec.x, spec.yhat, spec.y)
+        for gw, gb in _float32_negative_gradients(spec):
+            worst = max(worst, reference.relative_error(gw.numpy(), expected_w),
+                        reference.relative_error(gb.numpy(), expected_b))
+            sign_flip_best = min(sign_flip_best,
+                                 reference.relative_error(-gb.numpy(), expected_b),
+                                 reference.relative_error(-gw.numpy(), expected_w))
+    assert worst < q1.GRADIENT_RTOL / 100, worst
+    assert sign_flip_best > 1.9, sign_flip_best
+
+
+def test_cancellation_measure_flags_nearly_cancelling_terms():
+    x = np.ones((4, 3))
+    balanced = np.array([0.5, 0.5, 0.5, 0.5]), np.array([1.0, 0.0, 1.0, 0.0])
+    one_sided = np.array([0.5, 0.5, 0.5, 0.5]), np.array([1.0, 1.0, 0.0, 1.0])
+    assert q1.cancellation(x, *balanced) == 0.0 < q1.CANCELLATION_FLOOR
+    assert q1.cancellation(x, *one_sided) == pytest.approx(0.5)
+    assert q1.cancellation(x, np.zeros(4), np.ones(4)) == 1.0
 
 
 # --- grading: correct submissions --------------------------------------------------------------

@@ -39,14 +39,38 @@ class BackwardSpec:
         return len(self.x[0])
 
 
+# A gradient entry is a sum of n terms. When the terms nearly cancel, float32 rounding (about
+# n * 6e-8 of the sum of |terms|) is no longer small next to the result: a correct bias
+# gradient of -8e-5 from terms of size 0.5 was once 1e-4 off. Draws are therefore kept only
+# where every gradient's size is at least CANCELLATION_FLOOR of its sum of |terms|; then a
+# correct float32 answer is within ~1e-5 relative, and a sign flip is still 200 % off.
+CANCELLATION_FLOOR = 0.1
+
+
 def backward_spec(rng: np.random.Generator) -> BackwardSpec:
-    """Shapes unlike the lecture's (m = 2, minibatch 10): m in 3..5, n odd in 7..13."""
-    m = int(rng.integers(3, 6))
-    n = int(rng.choice([7, 9, 11, 13]))
-    x = rng.normal(size=(n, m)).astype(np.float32)
-    yhat = rng.normal(0.5, 0.6, size=n).astype(np.float32)
-    y = rng.permutation(np.arange(n) % 2).astype(np.float32)
-    return BackwardSpec(x.tolist(), yhat.tolist(), y.tolist())
+    """Shapes unlike the lecture's (m = 2, minibatch 10): m in 3..5, n odd in 7..13.
+
+    Redraws (same ``rng``) until the gradients are well conditioned (see CANCELLATION_FLOOR).
+    """
+    while True:
+        m = int(rng.integers(3, 6))
+        n = int(rng.choice([7, 9, 11, 13]))
+        x = rng.normal(size=(n, m)).astype(np.float32)
+        yhat = rng.normal(0.5, 0.6, size=n).astype(np.float32)
+        y = rng.permutation(np.arange(n) % 2).astype(np.float32)
+        if cancellation(x, yhat, y) >= CANCELLATION_FLOOR:
+            return BackwardSpec(x.tolist(), yhat.tolist(), y.tolist())
+
+
+def cancellation(x, yhat, y) -> float:
+    """min over {weight, bias} of max|gradient| / max(sum of |terms|): 1 = no cancellation.
+
+    x (n, m), yhat (n,), y (n,); the terms of the gradients are x[i, j] * e[i] and e[i].
+    """
+    x, e = np.asarray(x, np.float64), np.asarray(yhat, np.float64) - np.asarray(y, np.float64)
+    ratios = (np.abs(x.T @ e).max() / max(float((np.abs(x).T @ np.abs(e)).max()), 1e-300),
+              abs(e.sum()) / max(float(np.abs(e).sum()), 1e-300))
+    return float(min(ratios))
 
 
 def _shapes_check(outcome: Outcome, spec: BackwardSpec) -> CheckResult:
