@@ -543,6 +543,38 @@ def test_gradient_draws_leave_float32_answers_well_inside_tolerance():
     assert sign_flip_best > 1.9, sign_flip_best
 
 
+# Each classic backward mistake as a numpy function of (x, yhat, y) -> (grad_w (m, 1), grad_b),
+# written from its description, not from the grader.
+def _true_negative(x, yhat, y):
+    e = yhat - y
+    return -2 * x.T @ e[:, None] / len(y), np.array([-2 * e.mean()])
+
+
+BACKWARD_MISTAKES = {
+    "sign_flipped": lambda x, yhat, y: tuple(-g for g in _true_negative(x, yhat, y)),
+    "sum_not_mean": lambda x, yhat, y: tuple(len(y) * g for g in _true_negative(x, yhat, y)),
+    "missing_factor_2": lambda x, yhat, y: tuple(g / 2 for g in _true_negative(x, yhat, y)),
+    "yhat_ignored": lambda x, yhat, y: _true_negative(x, np.zeros_like(yhat), y),
+}
+
+
+@pytest.mark.parametrize("mistake", BACKWARD_MISTAKES)
+def test_backward_mistake_gets_its_diagnosis_on_every_draw(mistake):
+    """2,000 random q1 inputs: the mistake always fails gradient_values with its own diagnosis
+    (a one-element bias gradient can be near -1 or 0.5 times the true one by chance)."""
+    wrong = []
+    for seed in range(2_000):
+        spec = q1.backward_spec(np.random.default_rng(seed))
+        args = [np.asarray(v, dtype=np.float32) for v in (spec.x, spec.yhat, spec.y)]
+        gw, gb = BACKWARD_MISTAKES[mistake](*args)
+        data = {"grad_w": {"shape": list(gw.shape), "values": gw.reshape(-1).tolist()},
+                "grad_b": {"shape": list(gb.shape), "values": gb.reshape(-1).tolist()}}
+        result = q1._values_check(common.Outcome("backward", data), spec)
+        if result.passed or result.diagnosis != mistake:
+            wrong.append((seed, result.diagnosis))
+    assert not wrong, wrong[:10]
+
+
 def test_cancellation_measure_flags_nearly_cancelling_terms():
     x = np.ones((4, 3))
     balanced = np.array([0.5, 0.5, 0.5, 0.5]), np.array([1.0, 0.0, 1.0, 0.0])

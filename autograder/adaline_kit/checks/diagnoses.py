@@ -100,6 +100,13 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: e.get("n") not in (None, 1) and e.get("grad_b_size") == e.get("n"),
         "negative_grad_b has {n} elements, one per sample: the bias gradient is a single "
         "number, averaged over the batch (shape (1,))."),
+    # An exact match with the model's own prediction outranks the scale guesses below: a
+    # one-element bias gradient can be about -1 or 0.5 times the true one by chance.
+    Diagnosis(
+        "yhat_ignored",
+        lambda e: bool(e.get("matches_model_yhat")),
+        "Your backward ignores its yhat argument: its gradients are those of the model's own "
+        "prediction. Use the yhat passed to backward(x, yhat, y)."),
     Diagnosis(
         "sum_not_mean",
         lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, ev["n"], 0.02 * ev["n"])),
@@ -116,11 +123,6 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, 0.5, 0.01)),
         "Your gradient is half the expected one: the derivative of (yhat - y)**2 is "
         "2 (yhat - y); the factor 2 is missing."),
-    Diagnosis(
-        "yhat_ignored",
-        lambda e: bool(e.get("matches_model_yhat")),
-        "Your backward ignores its yhat argument: its gradients are those of the model's own "
-        "prediction. Use the yhat passed to backward(x, yhat, y)."),
     Diagnosis(
         "uses_autograd",
         lambda e: bool(e.get("autograd_detail")),
