@@ -17,10 +17,8 @@ never appear.
 
 from __future__ import annotations
 
-import nbformat
-
 from casebook import Case
-from edits import adaline1_with_backward, code, definition, edit
+from edits import adaline1_with_backward, cell_after, code, definition, edit
 
 ZERO = {"q1": {"max": 0}, "q2": {"max": 0}, "q3": {"max": 0}}
 STUB_FEEDBACK = {"q1": ["NotImplementedError"], "q2": ["NotImplementedError"],
@@ -47,17 +45,6 @@ def stub_with(name: str, body: str) -> dict:
     indent = lines[index][:len(lines[index]) - len(lines[index].lstrip())]
     new = [indent + line if line.strip() else "" for line in code(body).splitlines()]
     return {name: "\n".join(lines[:index] + new + lines[index + 1:]) + "\n"}
-
-
-def early_cell(source: str):
-    """A transform inserting a code cell right after the imports, before every other cell (and
-    before the notebook's own ``grader.check`` cells)."""
-    def transform(notebook):
-        position = next(i for i, cell in enumerate(notebook.cells)
-                        if cell.cell_type == "code" and "import torch" in cell.source)
-        notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(source))
-        return notebook
-    return transform
 
 
 # --- patching comparisons, builtins and otter ------------------------------------------------
@@ -531,7 +518,7 @@ CASES = [
            "untouched stubs; the kit's in-kernel hidden test entry point "
            "(adaline_kit.otter_tests.check_question) replaced by one that always passes, in a "
            "cell before the notebook's own grader.check cells",
-           transform=early_cell(PATCH_CHECK_QUESTION)),
+           transform=cell_after(PATCH_CHECK_QUESTION)),
     # --- objects that equal anything ----------------------------------------------------------
     attack("eq_trick_backward",
            "backward returns objects that equal anything, with __float__ and __array__",

@@ -24,8 +24,8 @@ import zipfile
 
 import nbformat
 
-from casebook import Case, _top_level_span, base_notebook
-from edits import code, definition
+from casebook import Case, base_notebook
+from edits import cell_after, code, definition
 
 FULL = {"q1": "full", "q2": "full", "q3": "full"}
 ZERO = {"q1": "zero", "q2": "zero", "q3": "zero"}
@@ -34,26 +34,6 @@ ZERO = {"q1": "zero", "q2": "zero", "q3": "zero"}
 def fault(name: str, description: str, expect: dict | None = None, **fields) -> Case:
     return Case(name=name, group="faults", description=description,
                 expect=dict(FULL if expect is None else expect), **fields)
-
-
-def _insert_after(name: str, source: str):
-    """A transform inserting a code cell right after the cell that defines ``name``."""
-    def transform(notebook):
-        position = next(i for i, cell in enumerate(notebook.cells)
-                        if cell.cell_type == "code" and _top_level_span(cell.source, name))
-        notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(source))
-        return notebook
-    return transform
-
-
-def _insert_before_data(source: str):
-    """A transform inserting a code cell after the imports, before the data and every part."""
-    def transform(notebook):
-        position = next(i for i, cell in enumerate(notebook.cells)
-                        if cell.cell_type == "code" and "import torch" in cell.source)
-        notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(source))
-        return notebook
-    return transform
 
 
 def _no_cells(notebook):
@@ -156,7 +136,7 @@ CASES = [
     fault("os_exit_in_the_middle",
           "os._exit(0) in a cell before the data and every definition: the grader re-runs the "
           "cells without it, so the later definitions still count",
-          transform=_insert_before_data("import os\nos._exit(0)\n")),
+          transform=cell_after("import os\nos._exit(0)\n")),
     fault("segfault_cell", "a cell crashes the interpreter (reads address 0 with ctypes)",
           add_cells=["import ctypes\nctypes.string_at(0)\n"]),
     fault("sigkill_cell", "a cell kills its own process with SIGKILL",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import nbformat
 
 from casebook import Case, _top_level_span
-from edits import adaline1_with_backward, code, edit
+from edits import adaline1_with_backward, cell_after, code, edit
 
 FULL = {"q1": "full", "q2": "full", "q3": "full"}
 
@@ -51,14 +51,6 @@ FAILING_EXPLORATION = code('''
     print(probe_model.backward(X_train[:3], probe_model.forward(X_train[:3]), y_train[:3]))
     print(torch.mm(X_train, X_train))  # oops: (70, 2) @ (70, 2) does not fit
 ''')
-
-
-def failing_cell_after_part1(notebook):
-    """Insert an exploration cell that raises right after the Adaline1 cell."""
-    position = next(i for i, cell in enumerate(notebook.cells)
-                    if cell.cell_type == "code" and _top_level_span(cell.source, "Adaline1"))
-    notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(FAILING_EXPLORATION))
-    return notebook
 
 
 EXPLORATION = [
@@ -216,7 +208,7 @@ CASES = [
             add_cells=EXPLORATION),
     correct("failing_exploration_cell", "An unrelated exploration cell that raises (a shape "
             "error in a matrix product) right after Part 1; everything else is correct.",
-            transform=failing_cell_after_part1),
+            transform=cell_after(FAILING_EXPLORATION, "Adaline1")),
     correct("definitions_last", "Cells reordered: the cells defining Adaline1, train_manual, "
             "Adaline2, train_autograd, Adaline3 and train_nn moved to the end, after the training "
             "cells (which then fail with a NameError that run_part reports).",

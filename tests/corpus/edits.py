@@ -12,6 +12,8 @@ import ast
 import functools
 import textwrap
 
+import nbformat
+
 import casebook
 
 
@@ -57,3 +59,19 @@ def adaline1_with_backward(body: str) -> dict:
     source = "\n".join(lines[:start] + body_lines) + "\n"
     ast.parse(source)
     return {"Adaline1": source}
+
+
+def cell_after(source: str, name: str | None = None):
+    """A notebook transform inserting a code cell ``source`` right after the cell that defines
+    ``name``, or, without a name, right after the imports (before the data and every part)."""
+    def found(cell) -> bool:
+        if cell.cell_type != "code":
+            return False
+        return bool(casebook._top_level_span(cell.source, name)) if name else \
+            "import torch" in cell.source
+
+    def transform(notebook):
+        position = next(i for i, cell in enumerate(notebook.cells) if found(cell))
+        notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(source))
+        return notebook
+    return transform
