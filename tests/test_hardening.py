@@ -42,15 +42,16 @@ if str(CORPUS) not in sys.path:
 
 import casebook  # noqa: E402
 import cases_adversarial  # noqa: E402
+import cases_escape  # noqa: E402
 import cases_faults  # noqa: E402
 
 SETTINGS = load()
-CASES = cases_faults.CASES + cases_adversarial.CASES
+CASES = cases_faults.CASES + cases_adversarial.CASES + cases_escape.CASES
 BY_NAME = {case.name: case for case in CASES}
 ORPHANS = cases_faults.ORPHANS
-MARKERS = {**cases_faults.MARKERS, **cases_adversarial.MARKERS}
+MARKERS = {**cases_faults.MARKERS, **cases_adversarial.MARKERS, **cases_escape.MARKERS}
 OUTPUT = cases_faults.OUTPUT
-REPORTS = cases_adversarial.REPORTS
+REPORTS = {**cases_adversarial.REPORTS, **cases_escape.REPORTS}
 SLOW_WORDS = ("endless", "alarm")  # cases that wait for a time limit: started first
 TMP = Path(tempfile.gettempdir())
 
@@ -138,7 +139,8 @@ def graded(autograder_zip, gradescope_python, reference_notebook, tmp_path_facto
 
 
 def _tests(results: dict) -> dict:
-    return {test["name"]: test for test in results["tests"]}
+    """The question entries of results.json (not the hidden "review" entry of a flagged one)."""
+    return {test["name"]: test for test in results["tests"] if test["name"] != "review"}
 
 
 def _meets(score: float, max_score: float, expected) -> bool:
@@ -171,6 +173,10 @@ def test_results_are_valid_and_bounded(graded, name):
         assert test["max_score"] == SETTINGS.points[question]
         assert 0 <= test["score"] <= test["max_score"], (question, test["score"])
     assert results["score"] == pytest.approx(sum(t["score"] for t in tests.values()))
+    review = [t for t in results["tests"] if t["name"] == "review"]
+    assert bool(review) == (results["extra_data"]["status"] == "flagged")
+    for test in review:  # evidence for course staff: worth nothing, never shown to the student
+        assert test["visibility"] == "hidden" and test["max_score"] == test["score"] == 0
 
 
 def test_reference_gets_full_marks(graded):

@@ -247,7 +247,7 @@ def is_current(record: dict | None, folder: Path, autograder: str, submission_sh
     return (record is not None
             and record.get("autograder") == autograder
             and record.get("submission_sha256") == submission_sha
-            and record.get("status") in ("graded", "invalid")
+            and record.get("status") in ("graded", "flagged", "invalid")
             and (seed is None or record.get("seed") == seed)
             and (folder / RESULTS_FILE).is_file())
 
@@ -268,6 +268,8 @@ def make_record(job: Job, report, autograder: str, submission_sha: str, seconds:
                           "diagnoses": list(r.diagnoses)}
                       for q, r in report.questions.items()},
         "seed": report.seed,
+        "confinement": report.confinement,
+        "flags": list(report.flags),
         "execution_seconds": round(report.execution_seconds, 3),
         "seconds": round(seconds, 3),
         "autograder": autograder,
@@ -380,8 +382,10 @@ class Grader:
     """Grades jobs into ``out``; shared by the worker threads."""
 
     def __init__(self, out: Path, settings, data, data_file: Path, seed: int | None,
-                 autograder: str, zygote: SharedZygote, stop: threading.Event):
+                 autograder: str, zygote: SharedZygote, stop: threading.Event,
+                 allow_unconfined: bool = False):
         self.out = out
+        self.allow_unconfined = allow_unconfined
         self.settings = settings
         self.data = data
         self.data_file = data_file
@@ -400,7 +404,7 @@ class Grader:
         for attempt in range(2):
             zygote, generation = self.zygote.current()
             report = grade_submission(job.path, zygote, self.settings, self.data, self.data_file,
-                                      self.seed)
+                                      self.seed, self.allow_unconfined)
             # A zygote that died (killed by student code running as the same user, or by the
             # OOM killer) leaves an error report: grade once more with a fresh zygote.
             if zygote.process.poll() is None or attempt:
@@ -466,10 +470,38 @@ def plan(jobs: Iterable[Job], out: Path, autograder: str, force: bool,
     return todo, done
 
 
+def start_sandbox(allow_unconfined: bool = False) -> SharedZygote:
+    """Start the zygote and make sure student code will be confined here.
+
+    Raises BatchError (one line) when the sandbox cannot start, or when student code could not
+    be confined (see :func:`adaline_kit.grade.session.check_confinement`) and
+    ``allow_unconfined`` is false.
+    """
+    from .. import settings as settings_module
+    from .session import check_confinement
+
+    try:
+        zygote = SharedZygote()
+    except RuntimeError as error:
+        raise BatchError(str(error).splitlines()[0]) from None
+    confinement, confined = check_confinement(zygote.current()[0],
+                                              settings_module.load().limits)
+    if not confined and not allow_unconfined:
+        zygote.close()
+        raise BatchError(f"refusing to grade: student code would run {confinement}; it could "
+                         "act as you (read your files, change other results). Grade as root, "
+                         "or on Linux 5.13+ with Landlock, or pass --unsafe-unconfined.")
+    return zygote
+
+
 def grade_all(todo: list[tuple[Job, str]], out: Path, workers: int, seed: int | None,
               autograder: str, on_result: ProgressCallback | None = None,
-              data_file: Path | None = None) -> list[Outcome]:
+              data_file: Path | None = None, allow_unconfined: bool = False,
+              sandbox: SharedZygote | None = None) -> list[Outcome]:
     """Grade ``todo`` with ``workers`` threads sharing one zygote; return the outcomes.
+
+    ``sandbox``: a zygote from :func:`start_sandbox` (else one is started, and BatchError
+    raised as there); it is closed at the end.
 
     ``on_result`` is called in this (the calling) thread after each submission. Interrupting
     (KeyboardInterrupt) stops at once: finished results are on disk, unfinished ones are not.
@@ -484,11 +516,9 @@ def grade_all(todo: list[tuple[Job, str]], out: Path, workers: int, seed: int | 
     settings = settings_module.load()
     data = prepare_lecture_split(data_file)  # once, shared by every submission
     stop = threading.Event()
-    try:
-        zygote = SharedZygote()
-    except RuntimeError as error:
-        raise BatchError(str(error).splitlines()[0]) from None
-    grader = Grader(out, settings, data, data_file, seed, autograder, zygote, stop)
+    zygote = sandbox or start_sandbox(allow_unconfined)
+    grader = Grader(out, settings, data, data_file, seed, autograder, zygote, stop,
+                    allow_unconfined)
     jobs: queue.Queue = queue.Queue()
     for item in todo:
         jobs.put(item)

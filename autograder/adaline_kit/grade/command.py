@@ -63,8 +63,11 @@ def _out_folder(out: Path) -> Path:
               help="Grade again even submissions already graded by this same autograder.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None,
               help="Seed of the hidden checks' random inputs (default: a fresh one each).")
+@click.option("--unsafe-unconfined", is_flag=True,
+              help="Grade even where student code cannot be confined (no separate user, no "
+                   "Landlock): it then runs as you, with your rights. Unsafe.")
 def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
-          seed: int | None) -> None:
+          seed: int | None, unsafe_unconfined: bool) -> None:
     """Grade every submission in PATH... and write the results to OUT.
 
     PATH may be a notebook, a zip made by otter's grader.export(), a folder of those (searched
@@ -98,6 +101,10 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     def save_gradebook() -> None:
         gradebook.write(out / "grades.csv", list(records.values()))
 
+    try:
+        sandbox = batch.start_sandbox(unsafe_unconfined) if todo else None
+    except batch.BatchError as error:
+        raise _user_error(str(error)) from None
     progress, task = _progress(len(todo), len(done))
 
     def on_result(outcome) -> None:
@@ -112,7 +119,8 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
 
     try:
         with progress:
-            batch.grade_all(todo, out, workers, seed, autograder, on_result)
+            batch.grade_all(todo, out, workers, seed, autograder, on_result,
+                            allow_unconfined=unsafe_unconfined, sandbox=sandbox)
     except batch.BatchError as error:
         save_gradebook()
         raise _user_error(str(error)) from None

@@ -16,6 +16,7 @@ import jsonschema
 
 from ..settings import Settings
 from .feedback import question_feedback
+from . import tampering
 from .runner import SubmissionReport
 
 SCHEMA_FILE = Path(__file__).with_name("gradescope_results.schema.json")
@@ -43,10 +44,14 @@ def build(report: SubmissionReport, settings: Settings) -> dict:
             "output": question_feedback(question),
             "visibility": settings.hidden_visibility,
         })
+    graded = report.status in ("graded", "flagged")
     output = [f"Submission {report.name}: graded by the Adaline autograder."
-              if report.status == "graded" else report.message]
-    if report.status == "graded":
+              if graded else report.message]
+    if graded:
         output.append(report.message)
+    if report.flags:  # for course staff only: students never see this entry
+        tests.append({"name": "review", "score": 0.0, "max_score": 0.0, "status": "failed",
+                      "output": tampering.flag_message(report.flags), "visibility": "hidden"})
     return {
         "score": report.total,
         "execution_time": max(1, math.ceil(report.execution_seconds)),
@@ -54,7 +59,8 @@ def build(report: SubmissionReport, settings: Settings) -> dict:
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"status": report.status, "probe_seed": report.seed},
+        "extra_data": {"status": report.status, "probe_seed": report.seed,
+                       "confinement": report.confinement, "flags": list(report.flags)},
     }
 
 

@@ -19,14 +19,17 @@ from ..data import LectureData
 from ..outcomes import CheckResult, QuestionResult
 from ..settings import QUESTIONS, Settings
 from . import submission as submission_loader
+from . import tampering
 from .sandbox import Zygote
-from .session import CellOutcome, Session
+from .session import CellOutcome, Session, Unconfined
 
 
 @dataclasses.dataclass
 class SubmissionReport:
-    """``status``: ``graded`` (the notebook ran and was judged), ``invalid`` (the file is not a
-    usable notebook) or ``error`` (the grader itself failed; the reason is in ``message``)."""
+    """``status``: ``graded`` (the notebook ran and was judged), ``flagged`` (graded, and its
+    code reached for the grader's machinery: ``flags`` says how, for course staff to look at),
+    ``invalid`` (the file is not a usable notebook) or ``error`` (the grader itself failed or
+    refused to run unconfined; the reason is in ``message``)."""
 
     name: str
     questions: dict[str, QuestionResult]
@@ -36,6 +39,8 @@ class SubmissionReport:
     execution_seconds: float = 0.0
     printed: str = ""
     seed: int = 0
+    confinement: str = ""  # how student code was confined (session.describe_confinement)
+    flags: list[str] = dataclasses.field(default_factory=list)  # see grade.tampering
 
     @property
     def total(self) -> float:
@@ -83,8 +88,12 @@ def _cell_summary(cells: list[CellOutcome]) -> str:
 
 
 def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data: LectureData,
-                     data_file: Path, seed: int | None = None) -> SubmissionReport:
-    """Grade the notebook or zip at ``path``; ``seed`` fixes the hidden probes' random inputs."""
+                     data_file: Path, seed: int | None = None,
+                     allow_unconfined: bool = False) -> SubmissionReport:
+    """Grade the notebook or zip at ``path``; ``seed`` fixes the hidden probes' random inputs.
+
+    Student code must run confined (another user, or Landlock); else the report has status
+    ``error`` and says so, unless ``allow_unconfined``."""
     path = Path(path)
     started = time.monotonic()
     seed = int(np.random.SeedSequence().entropy % (2**32)) if seed is None else seed
@@ -93,14 +102,20 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         return zero_report(path.name, settings, "invalid", unusable_message(loaded.problem),
                            execution_seconds=time.monotonic() - started, seed=seed)
     try:
-        with Session(zygote, loaded.cells, settings.limits, data_file) as session:
+        with Session(zygote, loaded.cells, settings.limits, data_file,
+                     allow_unconfined) as session:
             questions = checks.grade_questions(session.probe, loaded.cells, settings,
                                                np.random.default_rng(seed), data)
         if not zygote.alive():  # its failures look like the student's: do not report zeros
             raise RuntimeError("the grading sandbox stopped while this submission was graded")
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
-        return SubmissionReport(path.name, questions, "graded", _cell_summary(cells), cells,
-                                time.monotonic() - started, session.printed, seed)
+        flags = tampering.scan(loaded.cells) + session.flags
+        return SubmissionReport(path.name, questions, "flagged" if flags else "graded",
+                                _cell_summary(cells), cells, time.monotonic() - started,
+                                session.printed, seed, session.confinement, flags)
+    except Unconfined as refusal:
+        return zero_report(path.name, settings, "error", f"Not graded: {refusal}",
+                           execution_seconds=time.monotonic() - started, seed=seed)
     except Exception as error:  # noqa: BLE001 - a grader fault must still produce a result
         return zero_report(path.name, settings, "error", grader_failure_message(error),
                            execution_seconds=time.monotonic() - started, seed=seed)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,23 +39,43 @@ def hidden_paths() -> list[str]:
     return [str(path) for path in paths]
 
 
+# The only variables of the grader's environment the zygote (and so every student process) gets:
+# no token, key or folder of the instructor's shell reaches student code.
+ZYGOTE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ",
+                    "LD_LIBRARY_PATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def zygote_environment() -> dict:
+    """The zygote's environment: the allow-listed variables and what the zygote needs."""
+    env = {name: os.environ[name] for name in ZYGOTE_VARIABLES if name in os.environ}
+    env.update(PYTHONPATH=str(PACKAGE_ROOT), MPLBACKEND="Agg", OMP_NUM_THREADS="1",
+               PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    return env
+
+
 class Zygote:
-    """A warm ``adaline_kit.sandbox.zygote`` process; :meth:`connect` forks a student process."""
+    """A warm ``adaline_kit.sandbox.zygote`` process; :meth:`connect` forks a student process.
+
+    The zygote is reached only through a socket pair whose other end it inherits (no name in the
+    file system, closed in every student process), so only this grader can ask it for anything.
+    Safe to share between threads.
+    """
 
     def __init__(self, python: str | None = None, start_timeout: float = 120.0):
         self.directory = tempfile.mkdtemp(prefix="adaline-kit-zygote-")
         os.chmod(self.directory, 0o700)
-        self.socket_path = os.path.join(self.directory, "zygote.sock")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PACKAGE_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        env["MPLBACKEND"] = "Agg"
-        env["OMP_NUM_THREADS"] = "1"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        self.process = subprocess.Popen(
-            [python or sys.executable, "-m", "adaline_kit.sandbox.zygote", self.socket_path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            cwd=self.directory, start_new_session=True)
+        self.control, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.lock = threading.Lock()
+        try:
+            # -P: no working folder on sys.path; -s: no user site folder.
+            self.process = subprocess.Popen(
+                [python or sys.executable, "-P", "-s", "-m", "adaline_kit.sandbox.zygote",
+                 str(zygote_end.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=zygote_environment(), cwd=self.directory, start_new_session=True,
+                pass_fds=(zygote_end.fileno(),))
+        finally:
+            zygote_end.close()
         ready, _, _ = select.select([self.process.stdout], [], [], start_timeout)
         line = self.process.stdout.readline() if ready else b""
         if line.strip() != b"ready":
@@ -66,12 +87,27 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def connect(self) -> "StudentConnection":
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.connect(self.socket_path)
-        return StudentConnection(connection)
+    def connect(self, settings: dict, timeout: float = 30.0) -> "StudentConnection":
+        """Fork a student process that confines itself with ``settings`` (see
+        :mod:`adaline_kit.sandbox.child`) before it runs anything; return the connection."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self.lock:
+                self.control.settimeout(timeout)
+                socket.send_fds(self.control, [json.dumps(settings).encode()], [theirs.fileno()])
+                reply = json.loads(self.control.recv(1 << 16) or b"{}")
+        except (OSError, ValueError) as error:
+            ours.close()
+            raise ProbeFailure("crash", "the grading sandbox did not answer") from error
+        finally:
+            theirs.close()
+        if "pid" not in reply:
+            ours.close()
+            raise ProbeFailure("crash", f"the grading sandbox refused: {reply.get('error')}")
+        return StudentConnection(ours, int(reply["pid"]))
 
     def close(self) -> None:
+        self.control.close()
         if self.process.poll() is None:
             self._end_student_processes()
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -101,14 +137,27 @@ class Zygote:
 
 
 class StudentConnection:
-    """One student process. :meth:`request` sends a message and waits for its reply."""
+    """One student process. :meth:`request` sends a message and waits for its reply.
 
-    def __init__(self, connection: socket.socket):
+    ``started`` is the process's first line (its confinement); ``flags`` collects the
+    ``{"flag": ...}`` lines it sent (see :mod:`adaline_kit.sandbox.audit`).
+    """
+
+    def __init__(self, connection: socket.socket, pid: int):
         self.socket = connection
+        self.pid = pid  # from the zygote, not from the student process
         self.buffer = b""
         self.alive = True
-        hello = self._read_line(deadline=time.monotonic() + 30)
-        self.pid = int(hello["pid"])
+        self.flags: list[str] = []
+        try:
+            self.started = self._read_line(deadline=time.monotonic() + 30)
+        except (TimeoutError, ConnectionError, OSError, ValueError) as error:
+            self.kill()
+            raise ProbeFailure("crash", "the student process could not be prepared") from error
+        if not isinstance(self.started, dict) or self.started.get("error"):
+            self.kill()
+            raise ProbeFailure("crash", "the student process could not be prepared: "
+                                        f"{self.started.get('error')}")
 
     def _read_line(self, deadline: float) -> dict:
         while b"\n" not in self.buffer:
@@ -148,6 +197,8 @@ class StudentConnection:
                 reply = self._read_line(deadline)
                 if isinstance(reply, dict) and reply.get("nonce") == nonce:
                     return reply
+                if isinstance(reply, dict) and set(reply) == {"flag"} and len(self.flags) < 20:
+                    self.flags.append(str(reply["flag"])[:200])
         except TimeoutError:
             self.kill()
             raise ProbeFailure("timeout", f"no answer within {timeout:g} s; the run was stopped")
@@ -156,12 +207,17 @@ class StudentConnection:
             raise ProbeFailure("crash", "the notebook's process ended unexpectedly "
                                         "(exit(), a crash or a killed process)")
 
-    def kill(self) -> None:
-        self.alive = False
+    def end_processes(self) -> None:
+        """Kill the student process and its process group (safe from any thread); the zygote
+        ends whatever else it leaves behind."""
         for kill in (lambda: os.killpg(self.pid, signal.SIGKILL),
                      lambda: os.kill(self.pid, signal.SIGKILL)):
             try:
                 kill()
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def kill(self) -> None:
+        self.alive = False
+        self.end_processes()
         self.socket.close()

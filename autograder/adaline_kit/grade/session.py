@@ -20,8 +20,12 @@ from pathlib import Path
 from ..outcomes import ProbeFailure
 from ..settings import Limits
 from .sandbox import StudentConnection, Zygote, hidden_paths
+from .watchdog import Watchdog
 
 STUDENT_USERS = ("adaline-student", "nobody")  # who runs student code when grading as root
+# ADALINE_KIT_LANDLOCK=off in the grader's environment: no Landlock (to see how grading behaves
+# on a system without it; grading then refuses to run unconfined without --unsafe-unconfined).
+LANDLOCK_SWITCH = "ADALINE_KIT_LANDLOCK"
 MAX_RESTARTS = 6
 
 
@@ -32,32 +36,88 @@ class CellOutcome:
     error: str = ""
 
 
-def _unprivileged_ids() -> tuple[int | None, int | None]:
+def _unprivileged_user() -> tuple[str | None, int | None, int | None]:
+    """(name, uid, gid) of the user that runs student code; all None unless grading as root."""
     if os.getuid() != 0:
-        return None, None
+        return None, None, None
     for name in STUDENT_USERS:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
             continue
-        return entry.pw_uid, entry.pw_gid
-    return None, None
+        return name, entry.pw_uid, entry.pw_gid
+    return None, None, None
+
+
+class Unconfined(BaseException):
+    """Student code would run unconfined and the instructor did not allow it (a BaseException:
+    no check may take it for the student's failure)."""
+
+
+def describe_confinement(started: dict) -> tuple[str, bool]:
+    """A one-line account of how a student process was confined, and whether it was.
+
+    Confined means student code cannot act as the grader: it runs as another user, or Landlock
+    keeps it away from the grader's files and processes (see :mod:`adaline_kit.sandbox.landlock`).
+    """
+    user, landlock = started.get("user"), str(started.get("confinement", ""))
+    walls = ([f"user {user}"] if user else []) + ([landlock] if landlock.startswith("landlock")
+                                                  else [])
+    confined = bool(walls)
+    text = " + ".join(walls) if walls else "unconfined (same user as the grader, " + \
+        landlock.removeprefix("unconfined: ") + ")"
+    if walls and not landlock.startswith("landlock"):
+        text += f" (no Landlock: {landlock.removeprefix('unconfined: ')})"
+    processes = started.get("processes")
+    text += f"; caps: {processes or 'no process cap'}, watchdog on total memory and disk"
+    return text, confined
+
+
+def _process_settings(workdir: Path, limits: Limits) -> dict:
+    """What a student process needs to confine itself (see :mod:`adaline_kit.sandbox.child`)."""
+    user, uid, gid = _unprivileged_user()
+    return dict(workdir=str(workdir), user=user, uid=uid, gid=gid,
+                memory_bytes=limits.memory_mib << 20, output_bytes=limits.output_bytes,
+                max_processes=limits.max_processes, hidden=hidden_paths(),
+                landlock=os.environ.get(LANDLOCK_SWITCH, "on") != "off")
+
+
+def _private_workdir(uid: int | None, gid: int | None) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="adaline-kit-submission-"))
+    if uid is not None:
+        os.chown(workdir, uid, gid)
+    return workdir
+
+
+def check_confinement(zygote: Zygote, limits: Limits) -> tuple[str, bool]:
+    """How student code would be confined here (:func:`describe_confinement`), found by
+    starting one student process that runs nothing."""
+    _, uid, gid = _unprivileged_user()
+    workdir = _private_workdir(uid, gid)
+    try:
+        connection = zygote.connect(_process_settings(workdir, limits))
+        connection.kill()
+        return describe_confinement(connection.started)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Session:
     """Grades one submission's ``cells`` within ``limits``; use as a context manager."""
 
-    def __init__(self, zygote: Zygote, cells: list[str], limits: Limits, data_file: Path):
+    def __init__(self, zygote: Zygote, cells: list[str], limits: Limits, data_file: Path,
+                 allow_unconfined: bool = False):
         self.zygote = zygote
         self.cells = cells
         self.limits = limits
         self.deadline = time.monotonic() + limits.submission_seconds
-        self.uid, self.gid = _unprivileged_ids()
-        self.workdir = Path(tempfile.mkdtemp(prefix="adaline-kit-submission-"))
+        self.user, self.uid, self.gid = _unprivileged_user()
+        self.allow_unconfined = allow_unconfined
+        self.workdir = _private_workdir(self.uid, self.gid)
         (self.workdir / "data").mkdir()
         shutil.copyfile(data_file, self.workdir / "data" / "iris.data")
         if self.uid is not None:
-            for path in (self.workdir, self.workdir / "data", self.workdir / "data" / "iris.data"):
+            for path in (self.workdir / "data", self.workdir / "data" / "iris.data"):
                 os.chown(path, self.uid, self.gid)
         self.connection: StudentConnection | None = None
         self.skipped: set[int] = set()
@@ -65,7 +125,9 @@ class Session:
         self.restarts = 0
         self.question_deadlines: dict[str, float] = {}
         self.printed = ""
-        self.confinement = ""  # what the student process reported (see sandbox.landlock)
+        self.confinement = ""  # how the student process was confined (describe_confinement)
+        self.flags: list[str] = []  # what student code did to the grader (see sandbox.audit)
+        self.watchdog: Watchdog | None = None  # caps on all the current process's processes
 
     def __enter__(self) -> "Session":
         return self
@@ -80,6 +142,8 @@ class Session:
             except ProbeFailure:
                 pass
             self.connection.kill()
+        self._stop_watchdog()
+        self._collect_flags()
         for _ in range(20):  # a process being killed may still be writing into the folder
             shutil.rmtree(self.workdir, ignore_errors=True)
             if not self.workdir.exists():
@@ -90,16 +154,39 @@ class Session:
         return self.deadline - time.monotonic()
 
     # --- running the notebook -----------------------------------------------------------------
+    def _stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.__exit__(None, None, None)
+
+    def _request(self, op: str, timeout: float, **fields) -> dict:
+        """``connection.request``, with the watchdog's reason when it ended the processes."""
+        try:
+            return self.connection.request(op, timeout, **fields)
+        except ProbeFailure as failure:
+            reason = self.watchdog.reason if self.watchdog is not None else ""
+            if reason:
+                raise ProbeFailure("memory" if "memory" in reason else "crash",
+                                   reason) from failure
+            raise
+
+    def _collect_flags(self) -> None:
+        if self.connection is not None:
+            for flag in self.connection.flags:
+                if flag not in self.flags:
+                    self.flags.append(flag)
+
     def _start_process(self) -> StudentConnection:
-        connection = self.zygote.connect()
-        reply = connection.request(
-            "start", 30, workdir=str(self.workdir), uid=self.uid, gid=self.gid,
-            memory_bytes=self.limits.memory_mib << 20, output_bytes=self.limits.output_bytes,
-            hidden=hidden_paths())
-        if reply.get("status") != "ok":
+        self._stop_watchdog()
+        self._collect_flags()
+        connection = self.zygote.connect(_process_settings(self.workdir, self.limits))
+        self.confinement, confined = describe_confinement(connection.started)
+        if not confined and not self.allow_unconfined:
             connection.kill()
-            raise ProbeFailure("crash", "the student process could not be prepared")
-        self.confinement = str(reply.get("confinement", ""))
+            raise Unconfined(f"student code would run {self.confinement}; refusing to grade "
+                             "(--unsafe-unconfined grades anyway)")
+        self.watchdog = Watchdog(connection.pid, self.workdir, self.limits.memory_mib << 20,
+                                 self.limits.disk_mib << 20, connection.end_processes)
+        self.watchdog.__enter__()
         return connection
 
     def _run_cells(self) -> None:
@@ -116,7 +203,7 @@ class Session:
                     raise ProbeFailure("timeout", "the submission's time limit was reached "
                                                   "while running the notebook")
                 try:
-                    reply = self.connection.request("cell", timeout, index=index, source=source)
+                    reply = self._request("cell", timeout, index=index, source=source)
                 except ProbeFailure as failure:
                     self.skipped.add(index)
                     self.cell_outcomes.setdefault(index, CellOutcome(
@@ -156,7 +243,7 @@ class Session:
         timeout = min(question_left, self.remaining())
         if timeout <= 0:
             raise ProbeFailure("timeout", "the submission's time limit was reached")
-        reply = connection.request("probe", timeout, name=name, args=args)
+        reply = self._request("probe", timeout, name=name, args=args)
         status = reply.get("status")
         if status == "ok" and isinstance(reply.get("data"), dict):
             return reply["data"]

@@ -6,9 +6,11 @@ holds when the grader runs as an ordinary user (``adaline-kit grade`` on a lapto
 code runs as that user) and when a folder is readable by accident: after :func:`confine`, the
 process and every process it starts may
 
-- read and execute files only beneath the Python installation, the folders on ``sys.path`` and the
-  system folders (``/usr``, ``/lib*``, ``/bin``, ``/sbin``, ``/etc``, ``/proc``, ``/sys``),
-  except the ``hidden`` folders (the grading package, the autograder source or the repository);
+- read and execute files only beneath the Python installation, its package folders
+  (``site-packages``, also where a ``.pth`` file or a venv points) and the system folders
+  (``/usr``, ``/lib*``, ``/bin``, ``/sbin``, ``/etc``, ``/proc``, ``/sys``), except the
+  ``hidden`` folders (the grading package, the autograder source or the repository); other
+  folders on ``PYTHONPATH`` are not readable;
 - read and write ``/dev`` files (``/dev/null``) and, with every right, the working folder;
 - (Landlock ABI 4+) open no TCP connection and bind no TCP port;
 - (Landlock ABI 6+) send no signal to a process outside its own sandbox (the grader, the zygote,
@@ -71,6 +73,15 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def python_folders() -> list[str]:
+    """The Python installation and its package folders; never other ``sys.path`` entries."""
+    prefixes = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
+    packages = [entry for entry in sys.path if entry and os.path.isabs(entry) and (
+        any(_inside(os.path.realpath(entry), os.path.realpath(p)) for p in prefixes)
+        or os.path.basename(entry.rstrip("/")) in ("site-packages", "dist-packages"))]
+    return prefixes + packages
+
+
 def readable_folders(hidden: list[str]) -> list[str]:
     """Folders the student process may read: Python's and the system's, minus ``hidden``.
 
@@ -79,8 +90,7 @@ def readable_folders(hidden: list[str]) -> list[str]:
     """
     hidden = [os.path.realpath(h) for h in hidden if h]
     wanted = list(SYSTEM_FOLDERS)
-    wanted += [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
-    wanted += [entry for entry in sys.path if entry and os.path.isabs(entry)]
+    wanted += python_folders()
     result: list[str] = []
 
     def add(path: str) -> None:

@@ -1,8 +1,9 @@
 """The zygote: a warm interpreter that forks one student process per grading session.
 
-Run as ``python -m adaline_kit.sandbox.zygote SOCKET_PATH``. It imports torch, matplotlib and the
-probes once, installs the autograd spies, prints ``ready`` and then forks a child for every
-connection to the socket. Forking saves each submission a fresh interpreter and a torch import
+Run as ``python -m adaline_kit.sandbox.zygote CONTROL_FD`` by :class:`adaline_kit.grade.sandbox.Zygote`,
+which holds the other end of the control socket. It imports torch, matplotlib and the probes
+once, installs the autograd spies, prints ``ready`` and then forks a child for every request on
+the control socket (see :func:`main`). Forking saves each submission a fresh interpreter and a torch import
 (over a second each), and every submission still gets a process of its own: nothing one
 submission does is visible to the next.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import json
 import os
 import signal
 import socket
@@ -69,7 +71,7 @@ def _warm_up():
     return child, spies.install()
 
 
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
 
 
 def children(pid: int) -> list[int]:
@@ -88,9 +90,27 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def main(socket_path: str) -> None:
+def _refuse_ptrace() -> None:
+    """Make this process (and every child it forks) non-dumpable: a process of the same user
+    cannot attach to it or read its memory, environment or file descriptors through /proc."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def main(control_fd: int) -> None:
+    """Serve the grader on the inherited control socket ``control_fd`` until it closes.
+
+    Each message on the control socket is a JSON object (the student process's ``start``
+    settings, see :mod:`adaline_kit.sandbox.child`) carrying one file descriptor: the student
+    process's end of a fresh socket pair. The zygote forks; the child confines itself with those
+    settings before it reads a single request, and the zygote answers ``{"pid": PID}``. The
+    control socket has no name in the file system and is closed in every child, so no student
+    process can ask the zygote for anything.
+    """
     child, spy = _warm_up()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _refuse_ptrace()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    control = socket.socket(fileno=control_fd)
     students: set[int] = set()  # the live student processes this zygote forked
 
     def on_child_exit(signum, frame):
@@ -111,28 +131,37 @@ def main(socket_path: str) -> None:
                     pass
 
     signal.signal(signal.SIGCHLD, on_child_exit)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(socket_path)
-    os.chmod(socket_path, 0o600)
-    server.listen(64)
     print("ready", flush=True)
     while True:
-        connection, _ = server.accept()
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
+        except InterruptedError:
+            continue
+        if not message:  # the grader closed the control socket: it is done
+            break
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(b'{"error": "one socket expected"}\n')
+            continue
+        settings = json.loads(message)
+        connection = socket.socket(fileno=fds[0])
         # No SIGCHLD between fork() and recording the new student process (it is no orphan).
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             pid = os.fork()
             if pid == 0:
-                server.close()
+                control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 os.setsid()
-                child.serve_connection(connection, spy)
+                child.serve_connection(connection, spy, settings)
             students.add(pid)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         connection.close()
+        control.sendall((json.dumps({"pid": pid}) + "\n").encode())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(int(sys.argv[1]))

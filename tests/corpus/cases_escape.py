@@ -1,0 +1,250 @@
+"""Attacks on the sandbox itself (group ``adversarial``): escape, leaks, hogs, forged probes.
+
+Each starts from the UNTOUCHED student notebook (every question honestly 0) and reports what it
+achieved through the error message of ``backward`` (``REPORTS`` parses it), so a test can tell
+"tried and failed" from "never ran". ``MARKERS`` names files an attack would create in the
+grader's temporary folder if it ever ran code outside its sandbox; they must never appear.
+
+- ``zygote_escape``: looks for the zygote's socket (its command line, ``sys.path``,
+  ``/proc/net/unix``, ``/tmp``), connects to every Unix socket it finds and asks for a fresh
+  process running its own code; tries to signal its parent.
+- ``environment_leak``: reports every environment variable it can see (its own, its parent's,
+  ``/proc/self/environ``), to be compared with the grader's.
+- ``pythonpath_read``: reads the folders on ``sys.path`` that are not Python's own.
+- ``process_hog``, ``memory_hog``, ``disk_hog``: many processes, three children of 500 MiB
+  each, a few hundred MiB of files.
+- ``forged_probes``: finds the grader's probe table and connection through the heap and replaces
+  every probe with one that returns well-formed data and clean spy counts.
+"""
+
+from __future__ import annotations
+
+from cases_adversarial import attack, stub_with
+from edits import code
+
+ESCAPE_MARKER = "adaline-kit-hardening-zygote-escape"
+SECRET_VARIABLE = "ADALINE_KIT_TEST_SECRET_TOKEN"
+
+ZYGOTE_ESCAPE = code(r'''
+    import json, os, signal, socket
+
+    def escape_attempt():
+        paths = set()
+        for pid in ("self", str(os.getppid())):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    paths.update(a.decode() for a in handle.read().split(b"\0") if a)
+            except OSError:
+                pass
+        paths.update(os.path.join(p, "zygote.sock") for p in __import__("sys").path)
+        try:
+            with open("/proc/net/unix") as handle:
+                for line in handle.read().splitlines()[1:]:
+                    fields = line.split()
+                    if len(fields) >= 8:
+                        paths.add(fields[7].lstrip("@") if not fields[7].startswith("@")
+                                  else "\0" + fields[7][1:])
+        except OSError:
+            pass
+        for root, dirs, files in os.walk("/tmp"):
+            if root.count(os.sep) > 3:
+                dirs[:] = []
+            paths.update(os.path.join(root, f) for f in files)
+        payload = ("import pathlib, tempfile\n"
+                   "pathlib.Path(tempfile.gettempdir(), %r).write_text('escaped')\n" % MARKER)
+        connected = ran = 0
+        for path in paths:
+            if not path or not (path.startswith("/") or path.startswith("\0")):
+                continue
+            try:
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.settimeout(1.0)
+                client.connect(path)
+            except OSError:
+                continue
+            connected += 1
+            try:
+                client.sendall((json.dumps({"op": "cell", "index": 0, "source": payload,
+                                            "timeout": 5, "nonce": "x"}) + "\n").encode())
+                answer = b""
+                while answer.count(b"\n") < 2:
+                    chunk = client.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+                ran += b'"ok"' in answer
+            except OSError:
+                pass
+            client.close()
+        try:
+            os.kill(os.getppid(), 0)
+            signal_parent = "allowed"
+        except OSError as error:
+            signal_parent = type(error).__name__
+        return f"ESCAPE candidates={len(paths)} connected={connected} ran={ran} signal={signal_parent}"
+
+    ESCAPE_AT_CELL = escape_attempt()
+''')
+
+ENVIRONMENT_LEAK = code(r'''
+    import os
+
+    def environment_report():
+        names = set(os.environ)
+        for pid in ("self", str(os.getppid()), "1"):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    names.update(item.split(b"=", 1)[0].decode() for item in
+                                 handle.read().split(b"\0") if item)
+            except OSError:
+                pass
+        return "ENVIRONMENT names=" + ",".join(sorted(names))
+''')
+
+PYTHONPATH_READ = code(r'''
+    import os, sys
+
+    def pythonpath_report():
+        readable = []
+        for entry in sys.path + os.environ.get("PYTHONPATH", "").split(os.pathsep):
+            if not entry or "site-packages" in entry or "python3" in entry:
+                continue
+            try:
+                readable.append(f"{entry}:{len(os.listdir(entry))}")
+            except OSError:
+                pass
+        return f"PYTHONPATHREAD readable={len(readable)} first={readable[:3]}"
+''')
+
+PROCESS_HOG = code(r'''
+    import os, subprocess
+
+    started = 0
+    children = []
+    for _ in range(150):
+        try:
+            children.append(subprocess.Popen(["sleep", "60"]))
+            started += 1
+        except OSError:
+            break
+    PROCESSES_STARTED = f"PROCESSHOG started={started}"
+''')
+
+MEMORY_HOG = code(r'''
+    import os, time
+
+    pids = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                blocks = []
+                for _ in range(8):  # up to 512 MiB, as far as each process may go
+                    try:
+                        block = bytearray(64 << 20)
+                    except MemoryError:
+                        break
+                    for i in range(0, len(block), 4096):
+                        block[i] = 1
+                    blocks.append(block)
+                time.sleep(30)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    time.sleep(5)
+    MEMORY_REPORT = f"MEMORYHOG children={len(pids)}"
+''')
+
+DISK_HOG = code(r'''
+    import os
+
+    written = 0
+    for index in range(12):
+        try:
+            with open(f"hog_{index}.bin", "wb") as handle:
+                for _ in range(40):
+                    handle.write(b"x" * (1 << 20))
+            written += 40
+        except OSError:
+            break
+    DISK_REPORT = f"DISKHOG written_mib={written}"
+''')
+
+FORGED_PROBES = code(r'''
+    import gc
+
+    def forged(name, ns, args):
+        spy = {"engine_runs": 0, "autograd_grad": 0, "backward": 0, "optimizer_steps": {}}
+        return {"grad_w": {"shape": [len(args.get("x", [[0, 0]])[0]), 1],
+                           "dtype": "torch.float32", "values": [0.0]},
+                "grad_b": {"shape": [1], "dtype": "torch.float32", "values": [0.0]},
+                "forward_shape": [len(args.get("x", []))], "layers": [[2, 1, True]],
+                "kind": "Module", "costs": [], "spy": spy}
+
+    patched = 0
+    for thing in gc.get_objects():
+        if isinstance(thing, dict) and "q1_backward" in thing and "inventory" in thing:
+            for key in list(thing):
+                if key != "inventory":
+                    thing[key] = lambda ns, args, _key=key: forged(_key, ns, args)
+                    patched += 1
+        if type(thing).__name__ == "StudentProcess":
+            original = thing.send
+            def send(message, _original=original):
+                if isinstance(message.get("data"), dict):
+                    message["data"]["spy"] = {"engine_runs": 0, "autograd_grad": 0,
+                                              "backward": 0, "optimizer_steps": {}}
+                _original(message)
+            thing.send = send
+            patched += 1
+    FORGED_REPORT = f"FORGEDPROBES patched={patched}"
+''')
+
+
+def _reporting(name: str, description: str, cell: str, report: str, **fields):
+    return attack(name, description,
+                  feedback={"q1": [report.split("_")[0]], "q2": ["NotImplementedError"],
+                            "q3": ["NotImplementedError"]},
+                  replace=stub_with("Adaline1", f"raise RuntimeError({report})\n"),
+                  add_cells=[cell], **fields)
+
+
+CASES = [
+    _reporting("zygote_escape", "untouched stubs; connects to every Unix socket it can find "
+               "(the zygote's included) and asks for a process that runs its own code; "
+               "signals its parent", f"MARKER = {ESCAPE_MARKER!r}\n" + ZYGOTE_ESCAPE,
+               "ESCAPE_AT_CELL"),
+    attack("environment_leak", "untouched stubs; reports the names of every environment "
+           "variable it can see (its own, its parent's)",
+           feedback={"q1": ["ENVIRONMENT"], "q2": ["NotImplementedError"],
+                     "q3": ["NotImplementedError"]},
+           replace=stub_with("Adaline1", "raise RuntimeError(environment_report())\n"),
+           add_cells=[ENVIRONMENT_LEAK]),
+    attack("pythonpath_read", "untouched stubs; lists the folders on sys.path and PYTHONPATH "
+           "that are not Python's own",
+           feedback={"q1": ["PYTHONPATHREAD"], "q2": ["NotImplementedError"],
+                     "q3": ["NotImplementedError"]},
+           replace=stub_with("Adaline1", "raise RuntimeError(pythonpath_report())\n"),
+           add_cells=[PYTHONPATH_READ]),
+    _reporting("process_hog", "untouched stubs; starts 150 sleeping processes",
+               PROCESS_HOG, "PROCESSES_STARTED"),
+    attack("memory_hog", "untouched stubs; three forked children each touch as much memory as they may, up to 512 MiB",
+           add_cells=[MEMORY_HOG]),
+    _reporting("disk_hog", "untouched stubs; writes 12 files of 40 MiB", DISK_HOG,
+               "DISK_REPORT"),
+    _reporting("forged_probes", "untouched stubs; replaces the grader's probes (found through "
+               "the heap) with ones that return well-formed data and clean spy counts, and "
+               "patches the connection's send", FORGED_PROBES, "FORGED_REPORT"),
+]
+
+REPORTS = {
+    "zygote_escape": {"q1": r"ESCAPE candidates=(?P<candidates>\d+) connected=(?P<connected>\d+)"
+                            r" ran=(?P<ran>\d+) signal=(?P<signal>\w+)"},
+    "environment_leak": {"q1": r"ENVIRONMENT names=(?P<names>[\w,]*)"},
+    "pythonpath_read": {"q1": r"PYTHONPATHREAD readable=(?P<readable>\d+)"},
+    "process_hog": {"q1": r"PROCESSHOG started=(?P<started>\d+)"},
+    "disk_hog": {"q1": r"DISKHOG written_mib=(?P<written>\d+)"},
+    "forged_probes": {"q1": r"FORGEDPROBES patched=(?P<patched>\d+)"},
+}
+
+MARKERS = {"zygote_escape": ESCAPE_MARKER}
