@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_VERSION := 2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: all install build validate test bench clean
+.PHONY: all install gradescope-python build validate test bench clean
 
 all: build validate
 
@@ -22,7 +22,12 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-build: install
+# The interpreter the Gradescope emulation grades with, laid out like setup.sh's /opt install
+# (built once into .venv-gradescope/, rebuilt when Python or the packages change).
+gradescope-python: install
+	$(BIN)/python -m adaline_kit.grade.emulation
+
+build: install gradescope-python
 	$(BIN)/adaline-kit build
 
 validate: install

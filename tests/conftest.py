@@ -27,11 +27,12 @@ def student_zip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gradescope_python(tmp_path_factory) -> Path:
-    """An interpreter like Gradescope's: third-party packages, but not the kit itself."""
+def gradescope_python() -> Path:
+    """An interpreter like the one setup.sh installs under /opt on Gradescope: the student user
+    can read it, it has the third-party packages but not the kit (built once, then reused)."""
     from adaline_kit.grade.emulation import gradescope_python as make
 
-    return make(tmp_path_factory.mktemp("gradescope-python") / "venv")
+    return make()
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pwd
+import re
+import shutil
 import subprocess
+import sys
+import sysconfig
+import tempfile
 import zipfile
+from pathlib import Path
 
 import jsonschema
+import nbformat
 import pytest
 
 from adaline_kit.grade import gradescope_results
-from adaline_kit.grade.emulation import run_like_gradescope
+from adaline_kit.grade.emulation import reachable_by_others, run_like_gradescope
+from adaline_kit.sandbox import landlock
 from adaline_kit.settings import load
 
 SETTINGS = load()
@@ -124,3 +134,153 @@ def paths_bin(name: str):
     from pathlib import Path
 
     return Path(sys.executable).with_name(name)
+
+
+# --- the emulated interpreter is readable like setup.sh's /opt install ----------------------
+
+# Modules no warm-up preloads (submodules and third-party packages): each is read from disk by
+# the student process when the notebook imports it.
+EXTRA_IMPORTS = ("from IPython.display import display\nimport logging.config\n"
+                 "import xml.etree.ElementTree\nimport email.mime.text\nimport multiprocessing.pool\n")
+USES_THEM = '''
+with multiprocessing.pool.ThreadPool(2) as pool:
+    squares = pool.map(lambda v: v * v, range(4))
+logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+display(xml.etree.ElementTree.fromstring("<a>7</a>").text, squares,
+        email.mime.text.MIMEText("hi")["Content-Type"])
+'''
+# What the student process may read; reported through the error of the notebook's last cell.
+READS = '''
+import json, os, subprocess, sys
+
+def attempt(action):
+    try:
+        action()
+        return "read"
+    except OSError as error:
+        return type(error).__name__
+
+report = {
+    "uid": os.getuid(),
+    "stdlib": attempt(lambda: open(os.__file__).read(64)),
+    "binary": attempt(lambda: open(os.path.realpath(sys.executable), "rb").read(64)),
+    "checks": attempt(lambda: open(SOURCE + "/lib/adaline_kit/checks/q1.py").read(64)),
+    "source": attempt(lambda: os.listdir(SOURCE)),
+}
+run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],
+                     capture_output=True, text=True, timeout=60)
+report["exec"] = run.stdout.strip() or run.stderr.strip()[-80:]
+raise RuntimeError("READABILITY " + json.dumps(report))
+'''
+
+
+def _importing_notebook(reference: Path, folder: Path, source: Path) -> Path:
+    """The reference with EXTRA_IMPORTS at the top of its imports cell (an import that fails
+    there stops torch's import too: every question fails) and two cells at the end."""
+    notebook = nbformat.read(reference, as_version=4)
+    imports = next(cell for cell in notebook.cells
+                   if cell.cell_type == "code" and "import torch" in cell.source)
+    imports.source = EXTRA_IMPORTS + imports.source
+    notebook.cells.append(nbformat.v4.new_code_cell(USES_THEM))
+    notebook.cells.append(nbformat.v4.new_code_cell(f"SOURCE = {str(source)!r}\n" + READS))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "adaline_autograd.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def _grade_importing(autograder_zip, reference, python, user=None) -> tuple:
+    """(scores, readability report) of the importing notebook graded like Gradescope, in a
+    folder of the system's temporary folder (pytest's own is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="adaline-kit-imports-"))
+    try:
+        os.chmod(folder, 0o755)
+        notebook = _importing_notebook(reference, folder / "submission",
+                                       folder / "root" / "autograder" / "source")
+        results = run_like_gradescope(autograder_zip, notebook, python, workdir=folder / "root",
+                                      user=user)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    match = re.search(r"READABILITY (\{.*?\})", results["output"])
+    scores = {t["name"]: t["score"] for t in results["tests"]}
+    return scores, json.loads(match.group(1)) if match else results["output"]
+
+
+def _assert_reads_python_not_source(report, landlock_only: bool) -> None:
+    assert isinstance(report, dict), report
+    assert report["stdlib"] == "read" and report["binary"] == "read", report
+    assert report["exec"] == "42", report  # the interpreter runs as the student user, too
+    if not landlock_only or landlock.abi_version() >= 1:
+        assert report["checks"] != "read" and report["source"] != "read", report
+
+
+def test_modules_no_warm_up_preloads_import_as_on_gradescope(autograder_zip, reference_notebook,
+                                                             gradescope_python, tmp_path):
+    """As root (Gradescope): student code runs as the unprivileged user, imports what the
+    notebook needs from the readable interpreter and cannot read the autograder's source."""
+    scores, report = _grade_importing(autograder_zip, reference_notebook, gradescope_python)
+    assert scores == SETTINGS.points, report
+    _assert_reads_python_not_source(report, landlock_only=os.geteuid() != 0)
+    if os.geteuid() == 0:
+        assert report["uid"] != 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_modules_import_when_an_ordinary_user_grades(autograder_zip, reference_notebook,
+                                                     gradescope_python, tmp_path):
+    """The whole autograder run as the ordinary user ``nobody`` (an instructor's laptop):
+    student code runs as that user too, walled off from the source by Landlock alone."""
+    nobody = pwd.getpwnam("nobody").pw_uid
+    scores, report = _grade_importing(autograder_zip, reference_notebook, gradescope_python,
+                                      user=nobody)
+    assert scores == SETTINGS.points, report
+    assert report["uid"] == nobody
+    _assert_reads_python_not_source(report, landlock_only=True)
+
+
+@pytest.mark.skipif(reachable_by_others(Path(sys.base_prefix)),
+                    reason="this machine's Python is readable by every user anyway")
+def test_an_unreadable_interpreter_loses_those_imports(autograder_zip, reference_notebook,
+                                                       tmp_path):
+    """The control: a venv of this machine's Python, whose installation the student user
+    cannot read, fails the same correct notebook (the layout the emulation used to have)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    scores, _ = _grade_importing(autograder_zip, reference_notebook, venv / "bin" / "python")
+    assert sum(scores.values()) < SETTINGS.max_total, scores
+
+
+def test_gradescope_python_is_a_self_contained_prefix(gradescope_python):
+    """Laid out like an /opt install: its own prefix, standard library and site-packages,
+    every folder readable and searchable by others, the kit nowhere inside."""
+    prefix = gradescope_python.parent.parent
+    probe = "import sys, torch; print(sys.prefix); print(torch.__file__)"
+    lines = subprocess.run([str(gradescope_python), "-c", probe], check=True, cwd=prefix,
+                           capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                           ).stdout.split()
+    assert Path(lines[0]) == prefix.resolve()
+    assert Path(lines[1]).resolve().is_relative_to(prefix.resolve())
+    for folder, _, _ in os.walk(prefix):
+        assert os.stat(folder).st_mode & 0o005 == 0o005, folder
+    assert not list(prefix.rglob("adaline_kit*"))
+
+
+def test_gradescope_python_is_built_once_and_rebuilt_when_stale(tmp_path):
+    """A second call reuses the copy; a copy made from other packages is replaced."""
+    from adaline_kit.grade.emulation import STAMP_FILE, gradescope_python
+
+    python = gradescope_python(tmp_path / "interpreter")
+    binary = python.resolve()
+    first = binary.stat().st_ino
+    assert gradescope_python(tmp_path / "interpreter") == python
+    assert binary.stat().st_ino == first
+    stamp = tmp_path / "interpreter" / STAMP_FILE
+    stamp.write_text(stamp.read_text().replace('"distributions": [', '"distributions": ["x",'))
+    gradescope_python(tmp_path / "interpreter")
+    assert binary.stat().st_ino != first
+    assert '"x"' not in stamp.read_text()

@@ -64,7 +64,7 @@ def verify_autograder(autograder: Path) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="adaline-kit-verify-") as tmp:
         tmp = Path(tmp)
         (tmp / "reference").mkdir()
-        python = gradescope_python(tmp / "python")
+        python = gradescope_python()
         return {
             "reference solution": run_like_gradescope(
                 autograder, reference_submission(tmp / "reference"), python),

@@ -367,7 +367,7 @@ def grade_gradescope(cases: list[CorpusCase], jobs: int, autograder: Path | None
             autograder = autograder_zip.build(tmp / "autograder.zip")
         if on_build is not None:
             on_build(autograder)
-        python = gradescope_python(tmp / "python")
+        python = gradescope_python()
 
         def grade_one(case: CorpusCase) -> Received:
             started = time.monotonic()
