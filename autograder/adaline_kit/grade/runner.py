@@ -36,6 +36,7 @@ class SubmissionReport:
     execution_seconds: float = 0.0
     printed: str = ""
     seed: int = 0
+    confinement: str = ""  # how the student process was confined; see confinement_summary()
 
     @property
     def total(self) -> float:
@@ -71,6 +72,18 @@ def grader_failure_message(error: BaseException) -> str:
     return f"The grader failed on this submission ({detail}); please report it."
 
 
+def confinement_summary(separate_user: bool, landlock: str) -> str:
+    """One phrase for the gradebook: ``separate user + landlock ABI 7``, ``separate user (no
+    landlock: why)``, ``landlock ABI 7 (same user)`` or ``unconfined: same user, why``."""
+    landlock = landlock or "unconfined: no report from the student process"
+    if not landlock.startswith("unconfined"):
+        return f"separate user + {landlock}" if separate_user else f"{landlock} (same user)"
+    reason = landlock.split(":", 1)[1].strip() if ":" in landlock else landlock
+    if separate_user:
+        return f"separate user (no landlock: {reason})"
+    return f"unconfined: same user as the grader, no landlock ({reason})"
+
+
 def _cell_summary(cells: list[CellOutcome]) -> str:
     if not cells:
         return "Every cell of the notebook ran without an error."
@@ -99,8 +112,9 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         if not zygote.alive():  # its failures look like the student's: do not report zeros
             raise RuntimeError("the grading sandbox stopped while this submission was graded")
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
+        confinement = confinement_summary(session.uid is not None, session.confinement)
         return SubmissionReport(path.name, questions, "graded", _cell_summary(cells), cells,
-                                time.monotonic() - started, session.printed, seed)
+                                time.monotonic() - started, session.printed, seed, confinement)
     except Exception as error:  # noqa: BLE001 - a grader fault must still produce a result
         return zero_report(path.name, settings, "error", grader_failure_message(error),
                            execution_seconds=time.monotonic() - started, seed=seed)
