@@ -35,7 +35,8 @@ from adaline_kit.settings import load
 
 SETTINGS = load()
 FULL = SETTINGS.max_total
-COLUMNS = ["submission", "student", "q1", "q2", "q3", "total", "max_total", "status", "message"]
+COLUMNS = ["submission", "sid", "email", "name", "student", "q1", "q2", "q3", "total", "max_total",
+           "status", "submitted_at", "late", "confinement", "overrides", "message"]
 CLI = [sys.executable, "-c", "from adaline_kit.cli import run; run()"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -461,9 +462,11 @@ def test_discovery_keys_nested_exports_and_the_output_folder(tmp_path):
 def test_gradescope_metadata_with_ruby_tags(tmp_path):
     (tmp_path / "submission_metadata.yml").write_text(METADATA)
     metadata = gradescope_export.read_metadata(tmp_path)
-    assert [s.label() for s in metadata["submission_222"]] == [
+    assert [s.label() for s in metadata["submission_222"].submitters] == [
         "Alan Turing <alan@example.edu>", "Grace Hopper <grace@example.edu>"]
-    assert metadata["submission_111"][0].sid == "1815"
+    assert metadata["submission_111"].submitters[0].sid == "1815"
+    # Ruby's "2024-03-02 09:30:00.000000000 -08:00", read as ISO 8601 with its offset kept.
+    assert metadata["submission_222"].submitted_at == "2024-03-02T09:30:00-08:00"
     (tmp_path / "submission_metadata.yml").write_text(":\n  - [unclosed")
     with pytest.raises(gradescope_export.ExportError):
         gradescope_export.read_metadata(tmp_path)

@@ -78,3 +78,7 @@ from .grade.command import grade as grade_command  # noqa: E402 - registered aft
 main.add_command(grade_command)
 from .validate.command import validate as validate_command  # noqa: E402
 main.add_command(validate_command)
+from .export.command import export_grades as export_grades_command  # noqa: E402
+main.add_command(export_grades_command)
+from .similarity.command import similarity as similarity_command  # noqa: E402
+main.add_command(similarity_command)

@@ -46,12 +46,15 @@ STAGING_DIR = ".partial"
 RECORD_FORMAT = 1
 SKIPPED_DIRS = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")
 # Names at the top of OUT that a results folder must not take.
-RESERVED_KEYS = {"grades.csv", "feedback.zip", "summary.png", STAGING_DIR}
+RESERVED_KEYS = {"grades.csv", "feedback.zip", "summary.png", "stats.csv", "overrides.csv",
+                 "similarity.html", "similarity.csv", "class.json", STAGING_DIR}
 # Package files that do not decide a submission's results (packaging, this batch front end,
 # other entry points); every other file of the package is part of the fingerprint.
 NOT_GRADING = ("build/", "validate/", "cli.py", "gradescope.py", "otter_plugin.py",
                "otter_tests.py", "grade/batch.py", "grade/command.py", "grade/gradebook.py",
-               "grade/reports.py", "grade/gradescope_export.py", "grade/emulation.py")
+               "grade/reports.py", "grade/gradescope_export.py", "grade/emulation.py",
+               "grade/classbook.py", "grade/overrides.py", "grade/stats.py", "grade/lock.py",
+               "export/", "similarity/")
 FINGERPRINT_DISTRIBUTIONS = ("torch", "numpy")
 
 
@@ -72,6 +75,8 @@ class Job:
     student: str = ""
     submitters: tuple = ()
     problem: str | None = None
+    submitted_at: str = ""
+    due: str = ""
 
 
 def _slug(text: str) -> str:
@@ -100,16 +105,34 @@ def _export_jobs(folder: Path, prefix: Path | None) -> list[Job]:
     except gradescope_export.ExportError as error:
         raise BatchError(str(error)) from None
     for entry in entries:
-        key = _key_for(prefix / entry.name if prefix else Path(entry.name))
-        path, problem = None, None
-        if not entry.folder.is_dir():
-            problem = "the export lists this submission but its folder is missing"
-        else:
-            path = find_submission(entry.folder)
-            if path is None:
-                problem = "no notebook (.ipynb) or export zip was found in the submission"
-        jobs.append(Job(key, path, entry.folder, entry.student(), entry.submitters, problem))
+        jobs.append(_entry_job(entry, _key_for(prefix / entry.name if prefix else Path(entry.name))))
     return jobs
+
+
+def _entry_job(entry: gradescope_export.ExportedSubmission, key: str) -> Job:
+    path, problem = None, None
+    if not entry.folder.is_dir():
+        problem = "the export lists this submission but its folder is missing"
+    else:
+        path = find_submission(entry.folder)
+        if path is None:
+            problem = "no notebook (.ipynb) or export zip was found in the submission"
+    return Job(key, path, entry.folder, entry.student(), entry.submitters, problem,
+               entry.submitted_at, entry.due)
+
+
+def _export_member_job(given: Path) -> Job | None:
+    """A job for one submission folder of an export (or a file in one), with the students and
+    the time the export's metadata gives; None if ``given`` is not inside an export."""
+    folder = given if given.is_dir() else given.parent
+    found = gradescope_export.export_of(folder)
+    if found is None:
+        return None
+    _, entry = found
+    job = _entry_job(entry, _key_for(Path(entry.name)))
+    if given.is_file():
+        job.path, job.problem = given, None
+    return job
 
 
 def _folder_jobs(root: Path, out: Path | None) -> list[Job]:
@@ -156,7 +179,10 @@ def discover(paths: Sequence[Path], out: Path | None = None) -> list[Job]:
         given = Path(given)
         if not given.exists():
             raise BatchError(f"no such file or folder: {given}")
-        if given.is_dir():
+        member = _export_member_job(given)
+        if member is not None:
+            jobs.append(member)
+        elif given.is_dir():
             jobs += _folder_jobs(given, out)
         else:
             jobs.append(Job(_key_for(Path(given.name)), given, given))
@@ -169,7 +195,43 @@ def discover(paths: Sequence[Path], out: Path | None = None) -> list[Job]:
         unique.setdefault(identity, job)
     jobs = list(unique.values())
     _disambiguate(jobs)
+    if out is not None:
+        adopt_keys(jobs, out)
     return sorted(jobs, key=lambda j: j.key)
+
+
+def _identity(path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError, TypeError):
+        return ""
+
+
+def adopt_keys(jobs: list[Job], out: Path) -> None:
+    """A job whose file was graded into ``out`` before under another key (the export given
+    whole then, one of its folders now) takes that key, so a regrade replaces its row."""
+    if not out.is_dir():
+        return
+    known = {}
+    for record in collect(out):
+        identity = _identity(record.get("source", ""))
+        if identity:
+            known.setdefault(identity, record["key"])
+    taken = {job.key for job in jobs}
+    for job in jobs:
+        key = known.get(_identity(job.path or job.source))
+        if key and key != job.key and key not in taken:
+            taken.discard(job.key)
+            job.key = key
+            taken.add(key)
+
+
+def matches(job: Job, wanted: str) -> bool:
+    """``wanted`` (``--only``) names this submission: its key, or a submitter's SID, email or
+    name (case-insensitive)."""
+    wanted = wanted.strip().casefold()
+    values = [job.key] + [value for s in job.submitters for value in (s.sid, s.email, s.name)]
+    return any(value and value.casefold() == wanted for value in values)
 
 
 def _disambiguate(jobs: list[Job]) -> None:
@@ -252,14 +314,33 @@ def is_current(record: dict | None, folder: Path, autograder: str, submission_sh
             and (folder / RESULTS_FILE).is_file())
 
 
+def identity_fields(job: Job) -> dict:
+    """Who submitted and when, as the record keeps it (refreshed on every run: the export's
+    metadata may have been corrected since)."""
+    return {"student": job.student,
+            "submitters": [dataclasses.asdict(s) for s in job.submitters],
+            "submitted_at": job.submitted_at,
+            "due": job.due}
+
+
+def collect(out: Path) -> list[dict]:
+    """Every finished record in ``out`` (one per results folder), sorted by key."""
+    found = []
+    for folder in sorted(out.iterdir()) if out.is_dir() else []:
+        if folder.is_dir() and not folder.name.startswith("."):
+            record = read_record(folder)
+            if record is not None and record.get("key") == folder.name:
+                found.append(record)
+    return found
+
+
 def make_record(job: Job, report, autograder: str, submission_sha: str, seconds: float,
                 run_id: str) -> dict:
     return {
         "format": RECORD_FORMAT,
         "key": job.key,
-        "source": str(job.path or job.source),
-        "student": job.student,
-        "submitters": [dataclasses.asdict(s) for s in job.submitters],
+        "source": _identity(job.path or job.source) or str(job.path or job.source),
+        **identity_fields(job),
         "status": report.status,
         "message": report.message,
         "total": report.total,
@@ -277,6 +358,15 @@ def make_record(job: Job, report, autograder: str, submission_sha: str, seconds:
         "graded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "run_id": run_id,
     }
+
+
+def write_json_atomically(path: Path, value) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(json.dumps(value, indent=2))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def commit(staging: Path, target: Path) -> None:
@@ -462,8 +552,10 @@ def plan(jobs: Iterable[Job], out: Path, autograder: str, force: bool,
         folder = out / job.key
         record = read_record(folder)
         if not force and is_current(record, folder, autograder, sha, seed):
-            record["student"] = job.student  # metadata may have been corrected since
-            record["submitters"] = [dataclasses.asdict(s) for s in job.submitters]
+            fresh = identity_fields(job)  # the metadata may have been corrected since
+            if any(record.get(name) != value for name, value in fresh.items()):
+                record.update(fresh)
+                write_json_atomically(folder / RECORD_FILE, record)
             done.append(Outcome(job, record, False))
         else:
             todo.append((job, sha))

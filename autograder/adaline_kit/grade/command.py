@@ -52,54 +52,115 @@ def _out_folder(out: Path) -> Path:
     return out
 
 
+def _due_option(value: str | None) -> str | None:
+    from .gradescope_export import parse_time
+
+    if value is None:
+        return None
+    moment = parse_time(value)
+    if moment is None:
+        raise _user_error(f"--due {value!r} is not a date and time (for example "
+                          "2026-03-01T23:59-08:00; without an offset it is UTC)")
+    return moment.isoformat()
+
+
+def _select(found: list, only: tuple[str, ...]) -> list:
+    """The jobs ``--only`` names (by submission, SID, email or name); all if none given."""
+    from . import batch
+
+    if not only:
+        return found
+    chosen = [job for job in found if any(batch.matches(job, wanted) for wanted in only)]
+    missing = [w for w in only if not any(batch.matches(job, w) for job in found)]
+    if missing:
+        raise _user_error(f"--only {missing[0]!r} matches no submission (give a submission "
+                          "folder name, or a student's SID, email or full name)")
+    return chosen
+
+
 @click.command("grade")
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...",
+@click.argument("paths", nargs=-1, required=False, metavar="[PATH]...",
                 type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Folder for grades.csv, feedback.zip, summary.png and a folder per submission.")
+              help="The class folder: grades.csv, stats.csv, feedback.zip, summary.png and a "
+                   "folder per submission.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1, max=256), default=None,
               help="Submissions graded at once (default: the number of CPUs).")
 @click.option("--force", is_flag=True,
               help="Grade again even submissions already graded by this same autograder.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None,
               help="Seed of the hidden checks' random inputs (default: a fresh one each).")
+@click.option("--only", multiple=True, metavar="WHO",
+              help="Grade only this submission (folder name) or student (SID, email or full "
+                   "name); repeatable. The rest of the class folder is kept.")
+@click.option("--due", default=None, metavar="TIME",
+              help="Due date for the late column, ISO 8601 (e.g. 2026-03-01T23:59-08:00); kept "
+                   "in OUT/class.json for later runs. Default: the export's, if it has one.")
 @click.option("--unsafe-unconfined", is_flag=True,
               help="Grade even where student code cannot be confined (no separate user, no "
                    "Landlock): it then runs as you, with your rights. Unsafe.")
 def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
-          seed: int | None, unsafe_unconfined: bool) -> None:
-    """Grade every submission in PATH... and write the results to OUT.
+          seed: int | None, only: tuple[str, ...], due: str | None,
+          unsafe_unconfined: bool) -> None:
+    """Grade every submission in PATH... into the class folder OUT.
 
     PATH may be a notebook, a zip made by otter's grader.export(), a folder of those (searched
-    recursively) or a Gradescope "Export Submissions" folder (its submission_metadata.yml gives
-    the students' names and emails). Results already in OUT from this same autograder and the
-    same file are kept (rerunning resumes an interrupted run); --force grades everything again.
+    recursively), a Gradescope "Export Submissions" folder or one submission folder of it (its
+    submission_metadata.yml gives the students' names, emails, SIDs and submission times).
+    Results already in OUT from this same autograder and the same file are kept (rerunning
+    resumes an interrupted run); --force grades them again. Grading some submissions keeps
+    every other one in OUT: grades.csv, stats.csv, feedback.zip and summary.png are rebuilt
+    from all of them, with OUT/overrides.csv applied. Without PATH, only that rebuild is done.
     """
-    from . import batch, gradebook, reports
+    from . import batch, classbook, lock, overrides
 
     for path in paths:
         if not path.exists():
             raise _user_error(f"no such file or folder: {path}")
     if out.exists() and not out.is_dir():
         raise _user_error(f"the output path {out} is a file, not a folder")
-    try:
-        found = batch.discover(paths, out)
-    except batch.BatchError as error:
-        raise _user_error(str(error)) from None
-    if not found:
-        raise _user_error("no submissions (.ipynb notebooks or .zip exports) were found in "
-                          + ", ".join(str(p) for p in paths))
+    due = _due_option(due)
+    found = []
+    if paths:
+        try:
+            found = _select(batch.discover(paths, out), only)
+        except batch.BatchError as error:
+            raise _user_error(str(error)) from None
+        if not found:
+            raise _user_error("no submissions (.ipynb notebooks or .zip exports) were found in "
+                              + ", ".join(str(p) for p in paths))
+    elif only:
+        raise _user_error("--only needs the PATH of the submissions to choose from")
+    elif not out.is_dir():
+        raise _user_error(f"no such class folder: {out} (give the submissions to grade)")
     out = _out_folder(out)
+    try:
+        with lock.hold(out):
+            if due is not None:
+                classbook.save_settings(out, due=due)
+            classbook.load(out)  # a broken overrides.csv stops here, before any grading
+            _grade_into(found, out, jobs, force, seed, unsafe_unconfined)
+    except lock.FolderBusy as error:
+        raise _user_error(str(error)) from None
+    except overrides.OverrideError as error:
+        raise _user_error(str(error)) from None
+
+
+def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
+                seed: int | None, unsafe_unconfined: bool = False) -> None:
+    """Grade ``found`` into ``out`` (its lock held), then rebuild the class files."""
+    from . import batch, classbook, gradebook
+
     batch.clean_staging(out)
     autograder = batch.fingerprint()
     todo, done = batch.plan(found, out, autograder, force, seed)
-    records = {o.job.key: o.record for o in done}
     workers = jobs or os.cpu_count() or 1
     started = time.monotonic()
     last_write = [started]
 
     def save_gradebook() -> None:
-        gradebook.write(out / "grades.csv", list(records.values()))
+        book = classbook.load(out)
+        gradebook.write(out / "grades.csv", book.records, book.due)
 
     try:
         sandbox = batch.start_sandbox(unsafe_unconfined) if todo else None
@@ -108,7 +169,6 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     progress, task = _progress(len(todo), len(done))
 
     def on_result(outcome) -> None:
-        records[outcome.job.key] = outcome.record
         if outcome.record["status"] == "error":
             progress.console.print(f"[red]error[/red] {outcome.job.key}: "
                                    f"{outcome.record['message']}", markup=True, highlight=False)
@@ -117,34 +177,35 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
             save_gradebook()
             last_write[0] = time.monotonic()
 
+    graded = 0
     try:
-        with progress:
-            batch.grade_all(todo, out, workers, seed, autograder, on_result,
-                            allow_unconfined=unsafe_unconfined, sandbox=sandbox)
+        if todo:
+            with progress:
+                graded = len(batch.grade_all(todo, out, workers, seed, autograder, on_result,
+                                             allow_unconfined=unsafe_unconfined,
+                                             sandbox=sandbox))
     except batch.BatchError as error:
         save_gradebook()
         raise _user_error(str(error)) from None
     except KeyboardInterrupt:
-        # Results committed after the last progress update are on disk: count them too.
-        records.update((o.job.key, o.record) for o in batch.plan(found, out, autograder, False,
-                                                                 seed)[1])
         save_gradebook()
-        click.echo(f"Stopped: {len(records)} of {len(found)} submissions are done; run the same "
+        finished = len(batch.plan(found, out, autograder, False, seed)[1])
+        click.echo(f"Stopped: {finished} of {len(found)} submissions are done; run the same "
                    "command again to grade the rest.", err=True)
         raise
     batch.clean_staging(out)
-    ordered = [records[job.key] for job in found if job.key in records]
-    save_gradebook()
-    reports.write_feedback_zip(out, ordered)
-    summary = reports.ClassSummary(ordered)
-    summary.write_png(out / "summary.png")
+    book, summary = classbook.rebuild(out)
     elapsed = time.monotonic() - started
-    graded = len(ordered) - len(done)
     rate = f", {graded / elapsed:.2f} submissions/s" if graded and elapsed > 0 else ""
     click.echo(f"Graded {graded}, skipped {len(done)} already graded "
-               f"({elapsed:.1f} s, {workers} worker(s){rate}).")
+               f"({elapsed:.1f} s, {workers} worker(s){rate}); the class folder holds "
+               f"{len(book.records)}.")
     click.echo(summary.line())
-    click.echo(f"Wrote {out / 'grades.csv'}, {out / 'feedback.zip'}, {out / 'summary.png'}")
+    click.echo("Wrote " + ", ".join(str(out / name) for name in classbook.CLASS_FILES))
+    for warning in book.warnings:
+        click.echo(warning, err=True)
+    if summary.confinement_warning():
+        click.echo(summary.confinement_warning(), err=True)
     errors = summary.statuses.get("error", 0)
     if errors:
         click.echo(f"{errors} submission(s) could not be graded (status error): see the message "

@@ -14,12 +14,15 @@ file from Ruby, so keys carry a leading colon::
       :history: []
 
 Values may also carry Ruby type tags (``!ruby/object:BigDecimal 18:0.1e2``); the loader here
-reads any tag as plain data, and only the submitters are used.
+reads any tag as plain data. Used: the submitters, ``:created_at:`` (the submission time) and,
+where an export carries one, a due date (``:due_date:``, also inside ``:assignment:``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import re
 from pathlib import Path
 
 import yaml
@@ -50,6 +53,8 @@ class ExportedSubmission:
 
     folder: Path
     submitters: tuple[Submitter, ...]
+    submitted_at: str = ""  # ISO 8601 with offset, "" if unknown
+    due: str = ""  # the due date the export states, ISO 8601, "" if none
 
     @property
     def name(self) -> str:
@@ -92,8 +97,58 @@ def _text(value) -> str:
     return "" if value is None else " ".join(str(value).split())
 
 
-def read_metadata(folder: Path) -> dict[str, tuple[Submitter, ...]]:
-    """Submission folder name -> its submitters; ExportError if the file is unusable."""
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d)?)(?:\.(\d+))?\s*"
+                        r"(Z|[+-]\d\d(?::?\d\d)?)?$")
+
+
+def timestamp(value) -> str:
+    """A metadata time (a datetime, or text such as ``2024-03-01 12:00:00.000000000 -08:00``) as
+    ISO 8601 (``2024-03-01T12:00:00-08:00``, seconds precision); "" if it is not a time."""
+    if isinstance(value, datetime.datetime):
+        return value.replace(microsecond=0).isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    match = _TIMESTAMP.match(_text(value))
+    if not match:
+        return ""
+    date, clock, _, zone = match.groups()
+    clock = clock if clock.count(":") == 2 else clock + ":00"
+    if zone and zone != "Z":
+        zone = zone if ":" in zone or len(zone) == 3 else f"{zone[:3]}:{zone[3:]}"
+        zone = zone if len(zone) > 3 else zone + ":00"
+    return f"{date}T{clock}{'+00:00' if zone == 'Z' else zone or ''}"
+
+
+def parse_time(text: str) -> datetime.datetime | None:
+    """An ISO 8601 time from :func:`timestamp` or the command line; naive ones are taken as UTC."""
+    text = timestamp(text) or text
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _due(record: dict) -> str:
+    assignment = _field(record, "assignment")
+    for source in (record, assignment if isinstance(assignment, dict) else {}):
+        due = timestamp(_field(source, "due_date"))
+        if due:
+            return due
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """What the metadata says about one submission folder."""
+
+    submitters: tuple[Submitter, ...] = ()
+    submitted_at: str = ""
+    due: str = ""
+
+
+def read_metadata(folder: Path) -> dict[str, Entry]:
+    """Submission folder name -> its metadata entry; ExportError if the file is unusable."""
     path = folder / METADATA_FILE
     try:
         raw = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=_TolerantLoader)
@@ -110,7 +165,11 @@ def read_metadata(folder: Path) -> dict[str, tuple[Submitter, ...]]:
         submitters = tuple(
             Submitter(_text(_field(p, "name")), _text(_field(p, "email")), _text(_field(p, "sid")))
             for p in (people if isinstance(people, list) else []) if isinstance(p, dict))
-        metadata[str(key)] = submitters
+        if isinstance(record, dict):
+            metadata[str(key)] = Entry(submitters, timestamp(_field(record, "created_at")),
+                                       _due(record))
+        else:
+            metadata[str(key)] = Entry(submitters)
     return metadata
 
 
@@ -125,4 +184,22 @@ def read_export(folder: Path) -> list[ExportedSubmission]:
     names = set(metadata)
     names.update(p.name for p in folder.iterdir()
                  if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
-    return [ExportedSubmission(folder / name, metadata.get(name, ())) for name in sorted(names)]
+    entries = []
+    for name in sorted(names):
+        entry = metadata.get(name, Entry())
+        entries.append(ExportedSubmission(folder / name, entry.submitters, entry.submitted_at,
+                                          entry.due))
+    return entries
+
+
+def export_of(folder: Path) -> tuple[Path, ExportedSubmission] | None:
+    """If ``folder`` is one submission folder of an export (its parent holds the metadata),
+    the export folder and that submission's entry; else None."""
+    folder = Path(folder)
+    parent = folder.resolve().parent
+    if not is_export(parent):
+        return None
+    for entry in read_export(parent):
+        if entry.name == folder.resolve().name:
+            return parent, entry
+    return None

@@ -25,6 +25,7 @@ import os
 import re
 import statistics
 import threading
+import unicodedata
 import uuid
 import zipfile
 from pathlib import Path
@@ -127,6 +128,11 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def student_status(status: str) -> str:
+    """The status a student's feedback shows: a flag is for course staff only."""
+    return "graded" if status == "flagged" else status
+
+
 def _title(job, report) -> str:
     return f"Feedback: {job.student or job.key}"
 
@@ -135,7 +141,7 @@ def feedback_markdown(job, report, plots: dict[str, str]) -> str:
     lines = [f"# {_title(job, report)}", "",
              f"- Submission: `{job.key}`",
              f"- Score: **{report.total:g} / {report.max_total:g}**",
-             f"- Status: {report.status}", ""]
+             f"- Status: {student_status(report.status)}", ""]
     if report.message:
         fence = _fence(report.message)
         lines += [fence + "text", report.message, fence, ""]
@@ -166,7 +172,7 @@ def feedback_html(job, report, plot_files: dict[str, Path]) -> str:
              f"<h1>{escape(_title(job, report))}</h1>",
              f"<p>Submission <code>{escape(job.key)}</code></p>",
              f'<p class="score">Score: <strong>{report.total:g} / {report.max_total:g}</strong>'
-             f" ({escape(report.status)})</p>"]
+             f" ({escape(student_status(report.status))})</p>"]
     if report.message:
         parts.append(f"<pre>{escape(report.message)}</pre>")
     for name, question in report.questions.items():
@@ -198,15 +204,37 @@ def write_submission_files(folder: Path, job, report, settings, plots: bool = Tr
 
 # --- the class -----------------------------------------------------------------------------------
 
+def file_name_part(text: str, limit: int = 60) -> str:
+    """``text`` for a file name: letters of every script kept (NFC), everything else but digits,
+    ``.`` and ``-`` turned into ``_``; ``Łukasz Kaiser`` -> ``Łukasz_Kaiser``."""
+    text = unicodedata.normalize("NFC", text)
+    return re.sub(r"[^\w.-]+", "_", text).strip("._-")[:limit]
+
+
 def _file_label(record: dict) -> str:
     people = record.get("submitters") or []
     name = people[0].get("name", "") if people and isinstance(people[0], dict) else ""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60]
+    name = file_name_part(name)
     return f"{name}__{record['key']}" if name else record["key"]
 
 
+def _with_overrides(page: str, record: dict) -> str:
+    """The feedback page with the course staff's overrides shown under the score."""
+    from .overrides import feedback_section
+
+    if not record.get("overrides"):
+        return page
+    marker = '<p class="score">'
+    start = page.find(marker)
+    end = page.find("</p>", start) + len("</p>") if start >= 0 else -1
+    if end < len("</p>"):
+        return page.replace("</body>", feedback_section(record) + "</body>", 1)
+    return page[:end] + "\n" + feedback_section(record) + page[end:]
+
+
 def write_feedback_zip(out: Path, records: Sequence[dict]) -> Path:
-    """``feedback.zip``: ``<Student_Name>__<submission>.html`` per submission (plots inside)."""
+    """``feedback.zip``: ``<Student_Name>__<submission>.html`` per submission (plots inside);
+    a record's ``overrides`` (see :mod:`.overrides`) are shown on its page."""
     target = out / "feedback.zip"
     temporary = out / f".feedback.zip.{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -220,7 +248,8 @@ def write_feedback_zip(out: Path, records: Sequence[dict]) -> Path:
                 while label.lower() in used:
                     label += "_"
                 used.add(label.lower())
-                archive.write(page, f"{label}.html")
+                archive.writestr(f"{label}.html",
+                                 _with_overrides(page.read_text(encoding="utf-8"), record))
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -245,6 +274,28 @@ class ClassSummary:
         self.diagnoses = collections.Counter(  # each diagnosis once per question
             d for r in self.records for q in r.get("questions", {}).values()
             for d in set(q.get("diagnoses", [])))
+        self.confinement = collections.Counter(  # submissions whose code ran
+            r["confinement"] for r in self.records if r.get("confinement"))
+
+    @property
+    def unconfined(self) -> int:
+        return sum(n for c, n in self.confinement.items() if c.startswith("unconfined"))
+
+    def confinement_line(self) -> str:
+        """``confined: 41/41 (separate user + landlock ABI 7)``, or how many were not."""
+        ran = sum(self.confinement.values())
+        if not ran:
+            return "confined: no submission ran"
+        kinds = ", ".join(f"{c}" if len(self.confinement) == 1 else f"{n} {c}"
+                          for c, n in self.confinement.most_common())
+        return f"confined: {ran - self.unconfined}/{ran} ({kinds})"
+
+    def confinement_warning(self) -> str | None:
+        if not self.unconfined:
+            return None
+        return (f"WARNING: {self.unconfined} submission(s) ran unconfined, as the grader's own "
+                "user without Landlock: their code could read and change your files (see the "
+                "confinement column of grades.csv).")
 
     @property
     def mean_total(self) -> float:
@@ -255,7 +306,8 @@ class ClassSummary:
         rates = ", ".join(f"{q} {rate:.0%}" for q, rate in self.pass_rates.items())
         top = ", ".join(f"{d} ({n})" for d, n in self.diagnoses.most_common(5)) or "none"
         return (f"{self.count} submissions ({statuses}): mean total {self.mean_total:.2f} / "
-                f"{self.max_total:g}; full marks {rates}; top diagnoses: {top}")
+                f"{self.max_total:g}; full marks {rates}; top diagnoses: {top}; "
+                f"{self.confinement_line()}")
 
     def write_png(self, path: Path) -> Path:
         from matplotlib.ticker import MaxNLocator

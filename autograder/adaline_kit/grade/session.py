@@ -69,7 +69,7 @@ def describe_confinement(started: dict) -> tuple[str, bool]:
     if walls and not landlock.startswith("landlock"):
         text += f" (no Landlock: {landlock.removeprefix('unconfined: ')})"
     processes = started.get("processes")
-    text += f"; caps: {processes or 'no process cap'}, watchdog on total memory and disk"
+    text += "; caps: " + ("rlimits + watchdog" if processes else "watchdog")
     return text, confined
 
 

@@ -1,0 +1,1 @@
+"""``adaline-kit export-grades``: upload files for an LMS from a graded class folder."""

@@ -1,0 +1,1 @@
+"""``adaline-kit similarity``: which students wrote alike code in the stubs (informs, never scores)."""
