@@ -126,7 +126,7 @@ def hits_time_limits(path: Path) -> bool:
     """A corpus case built to run into the time limits (its grading time IS the limit)."""
     try:
         case = json.loads(path.read_text())["metadata"]["adaline_kit_case"]
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ValueError, KeyError, TypeError, OSError, RecursionError):  # faults: any bytes
         return False
     texts = json.dumps([case.get("feedback", {}), case.get("description", "")]).lower()
     return any(word in texts for word in TIME_LIMIT_WORDS)
@@ -263,7 +263,7 @@ def run(args, workdir: Path, began: float) -> int:
     hardened, unhardened = build_zips(workdir)
     files, description = corpus(workdir, 30, args.with_hangs)
     say(f"corpus: {len(files)} notebooks ({description})")
-    python = gradescope_python(workdir / "gradescope-python")
+    python = gradescope_python()  # .venv-gradescope/, readable by the student user
 
     # 1. Throughput --------------------------------------------------------------------------
     say(f"[1/3] adaline-kit grade --jobs {args.jobs} on {len(files)} notebooks ...")

@@ -2,8 +2,9 @@
 
 Every case of ``tests/corpus/cases_faults.py`` and ``cases_adversarial.py`` (plus the reference
 as a control) is graded once, through the built autograder zip exactly as Gradescope runs it
-(``run_like_gradescope``: ``run_autograder``, the zip's own ``lib/``, an interpreter that cannot
-import the kit from this checkout). Run as root, as CI does, the student code then runs as the
+(``run_like_gradescope``: ``run_autograder``, the zip's own ``lib/``, an interpreter that the
+student user can read, like setup.sh's ``/opt`` install, and that cannot import the kit from this
+checkout). Run as root, as CI does, the student code then runs as the
 unprivileged user ``nobody``. The tests below check the graded results: valid ``results.json``,
 no question above its honest score, untouched questions at full credit, feedback that says what
 happened, no surviving process, no unpickled log, nothing read from the hidden tests.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,7 @@ BY_NAME = {case.name: case for case in CASES}
 ORPHANS = cases_faults.ORPHANS
 MARKERS = {**cases_faults.MARKERS, **cases_adversarial.MARKERS, **cases_escape.MARKERS}
 OUTPUT = cases_faults.OUTPUT
+STATUS = cases_faults.STATUS
 REPORTS = {**cases_adversarial.REPORTS, **cases_escape.REPORTS}
 SLOW_WORDS = ("endless", "alarm")  # cases that wait for a time limit: started first
 TMP = Path(tempfile.gettempdir())
@@ -231,6 +234,110 @@ def test_time_limits_stop_endless_code_without_losing_the_rest(graded):
 def test_output_flood_does_not_slow_grading(graded):
     flood = graded["print_flood"].results["execution_time"]
     assert flood <= graded["reference"].results["execution_time"] + 20
+
+
+@pytest.mark.parametrize("name", sorted(STATUS))
+def test_faults_get_the_right_status(graded, name):
+    """Broken notebooks are the student's to fix (invalid, with the reason), never reported
+    as a failure of the grader; a grader that gave up still reports what it graded."""
+    results = graded[name].results
+    assert results["extra_data"]["status"] == STATUS[name], results["output"]
+    assert "please report" not in results["output"]
+
+
+# Broken notebook JSON (nbformat 4) and the reason each must be refused with.
+def _reference_dict(reference) -> dict:
+    return json.loads(Path(reference).read_text())
+
+
+def _definition_cell(notebook: dict, name: str) -> dict:
+    return next(cell for cell in notebook["cells"] if cell["cell_type"] == "code"
+                and f"def {name}" in "".join(cell["source"]))
+
+
+BROKEN_STRUCTURES = {
+    "no source": (lambda nb: _definition_cell(nb, "train_nn").pop("source"),
+                  "(a code cell) has no source"),
+    "integer source": (lambda nb: _definition_cell(nb, "train_nn").update(source=7),
+                       "is a number, not text"),
+    "source list with a number": (lambda nb: _definition_cell(nb, "train_nn").update(
+        source=["x = 1\n", 2]), "a list holding something other than text"),
+    "null source": (lambda nb: _definition_cell(nb, "train_nn").update(source=None),
+                    "is null, not text"),
+    "cell is a number": (lambda nb: nb["cells"].__setitem__(3, 5), "cell 4 is a number"),
+    "cell without a type": (lambda nb: nb["cells"][3].pop("cell_type"),
+                            "cell 4 has no cell_type"),
+    "cells an object": (lambda nb: nb.update(cells={"a": 1}), "cells are an object"),
+    "no cells": (lambda nb: nb.pop("cells"), "no list of cells"),
+}
+
+
+@pytest.mark.parametrize("label", sorted(BROKEN_STRUCTURES))
+def test_structurally_broken_notebooks_are_invalid_with_a_reason(reference_notebook, tmp_path,
+                                                                label):
+    from adaline_kit.grade import submission
+
+    edit, reason = BROKEN_STRUCTURES[label]
+    notebook = _reference_dict(reference_notebook)
+    assert submission.structure_problem(notebook) is None  # the control: intact, usable
+    edit(notebook)
+    path = tmp_path / "adaline_autograd.ipynb"
+    path.write_text(json.dumps(notebook))
+    loaded = submission.load(path)
+    assert loaded.cells == [] and reason in (loaded.problem or ""), loaded.problem
+
+
+@pytest.mark.parametrize("depth, usable", [(50, True), (150, False), (50_000, False)])
+def test_deeply_nested_json_is_refused_with_a_reason(reference_notebook, tmp_path, depth,
+                                                      usable):
+    from adaline_kit.grade import submission
+
+    text = json.dumps({**_reference_dict(reference_notebook), "extra": "NEST"})
+    path = tmp_path / "adaline_autograd.ipynb"
+    path.write_text(text.replace('"NEST"', "[" * depth + "]" * depth))
+    loaded = submission.load(path)
+    assert (loaded.problem is None) == usable, loaded.problem
+    if not usable:
+        assert "nested" in loaded.problem and loaded.cells == []
+
+
+def test_the_notebook_with_the_work_is_chosen_among_several(reference_notebook, stub_notebook,
+                                                             tmp_path):
+    """Folder and zip alike: the copy with the work is graded whatever its name, the note
+    names both; with one notebook there is no note; a tie goes to adaline_autograd.ipynb."""
+    from adaline_kit.grade import submission
+
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    shutil.copy(stub_notebook, folder / "adaline_autograd.ipynb")
+    shutil.copy(reference_notebook, folder / "adaline_autograd-Copy1.ipynb")
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in folder.iterdir():
+            bundle.write(path, path.name)
+    for loaded in (submission.load(folder), submission.load(archive)):
+        assert loaded.problem is None and loaded.note, loaded
+        assert "only adaline_autograd-Copy1.ipynb was graded" in loaded.note
+        assert "Not graded: adaline_autograd.ipynb (5 parts" in loaded.note
+        assert submission.stubs_left(loaded) == 0
+    assert submission.find_submission(folder) == folder / "adaline_autograd-Copy1.ipynb"
+    shutil.copy(stub_notebook, folder / "adaline_autograd-Copy1.ipynb")  # now a tie
+    assert submission.find_submission(folder) == folder / "adaline_autograd.ipynb"
+    (folder / "adaline_autograd-Copy1.ipynb").unlink()
+    assert submission.load(folder).note is None
+
+
+def test_gradescope_grades_the_copy_with_the_work(autograder_zip, gradescope_python,
+                                                  reference_notebook, stub_notebook, tmp_path):
+    """A Gradescope upload of two notebooks (no zip): the copy with the work gets full marks
+    and the output says which notebook was graded."""
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    shutil.copy(stub_notebook, folder / "adaline_autograd.ipynb")
+    shutil.copy(reference_notebook, folder / "adaline_autograd-Copy1.ipynb")
+    results = run_like_gradescope(autograder_zip, folder, gradescope_python)
+    assert results["score"] == SETTINGS.max_total, results["output"]
+    assert "only adaline_autograd-Copy1.ipynb was graded" in results["output"]
 
 
 # --- adversarial --------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def grade_autograder_dir(root: Path) -> dict:
                                  "zip was found in the submission.")
         else:
             with Zygote() as zygote:
-                report = grade_submission(submission, zygote, settings,
+                # The folder, not the file: with several notebooks, the feedback says which.
+                report = grade_submission(root / "submission", zygote, settings,
                                           prepare_lecture_split(data_file), data_file)
         return gradescope_results.write(report, settings, results_path)
     except Exception as error:  # noqa: BLE001 - Gradescope must always get a results.json

@@ -2,9 +2,10 @@
 
 Each case is the reference solution (full marks) with one fault added, so every question the
 fault does not touch must keep full credit, and a question the fault does touch must lose its
-points with feedback that says what happened. A few cases are not notebooks at all (raw bytes,
-an old nbformat version, a zip with a forged otter log). ``python tests/corpus/casebook.py``
-writes them to ``faults/``.
+points with feedback that says what happened. A few cases are not notebooks at all, or not
+usable ones (raw bytes, an old nbformat version, a zip with a forged otter log or with two
+notebooks, JSON whose structure is broken). ``python tests/corpus/casebook.py`` writes them to
+``faults/``.
 
 Expectations that do not fit the per-question casebook fields live here, for
 ``tests/test_hardening.py``:
@@ -14,11 +15,13 @@ Expectations that do not fit the per-question casebook fields live here, for
              them may still run after grading
 ``MARKERS``  case -> a file name under the grader's temporary folder that must never appear
              (a forged ``.OTTER_LOG`` creates it when something unpickles it)
+``STATUS``   case -> the status its results must have (``invalid``, ``graded``)
 """
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import zipfile
 
@@ -41,8 +44,8 @@ def _no_cells(notebook):
     return notebook
 
 
-def _reference_json(version: int = 4) -> bytes:
-    notebook = base_notebook("reference")
+def _reference_json(version: int = 4, base: str = "reference") -> bytes:
+    notebook = base_notebook(base)
     for cell in notebook.cells:  # stable bytes: no random cell ids (nbformat 4.4 has none)
         cell.pop("id", None)
     notebook.nbformat_minor = 4
@@ -71,15 +74,50 @@ def forged_log_bytes() -> bytes:
     return pickle.dumps(_MarkerPayload(), protocol=2)
 
 
-def _zip_with_forged_log() -> bytes:
+def _zip(*entries: tuple[str, bytes]) -> bytes:
+    """A zip (stable bytes) holding ``entries``, like the ones grader.export() writes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (("adaline_autograd.ipynb", _reference_json()),
-                           (".OTTER_LOG", forged_log_bytes())):
+        for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             archive.writestr(info, data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
+
+
+def _zip_with_forged_log() -> bytes:
+    return _zip(("adaline_autograd.ipynb", _reference_json()), (".OTTER_LOG", forged_log_bytes()))
+
+
+# --- structurally broken notebooks ----------------------------------------------------------
+
+def _broken_reference(edit) -> bytes:
+    """The reference's JSON with ``edit(notebook_dict)`` applied (no nbformat on the way out:
+    it would refuse or repair what the edit broke)."""
+    notebook = json.loads(_reference_json())
+    edit(notebook)
+    return (json.dumps(notebook, indent=1) + "\n").encode()
+
+
+def _code_cell_defining(notebook: dict, name: str) -> dict:
+    return next(cell for cell in notebook["cells"] if cell["cell_type"] == "code"
+                and f"def {name}" in "".join(cell["source"]))
+
+
+def _drop_source(notebook: dict) -> None:
+    del _code_cell_defining(notebook, "train_autograd")["source"]
+
+
+def _integer_source(notebook: dict) -> None:
+    _code_cell_defining(notebook, "train_autograd")["source"] = 42
+
+
+def _deeply_nested() -> bytes:
+    """The reference with 20,000 nested lists in its metadata (too deep for a JSON parser
+    that recurses, as Python's does past about 1,000 levels)."""
+    depth = 20_000
+    text = _broken_reference(lambda notebook: notebook["metadata"].update(nesting="NESTING"))
+    return text.replace(b'"NESTING"', b"[" * depth + b"]" * depth)
 
 
 # --- code of the faults ---------------------------------------------------------------------
@@ -122,6 +160,11 @@ ESCAPE_PROCESS_GROUP = code('''
             os.execv("/bin/sh", ["/bin/sh", "-c", "sleep 300; : adaline-kit-orphan-setsid"])
         os._exit(0)
 ''')
+
+CRASHING_TRAIN_AUTOGRAD = definition("train_autograd").replace(
+    '    cost = []\n', '    import os\n    os._exit(0)  # ends the process whenever it is called\n'
+    '    cost = []\n', 1)
+CRASHING_CELL = "import os\nos._exit(1)\n"
 
 CASES = [
     fault("syntax_error_cell", "one cell does not parse; the rest of the notebook is fine",
@@ -189,6 +232,34 @@ CASES = [
           "a grader.export() zip: the reference notebook and a forged .OTTER_LOG whose "
           "unpickling would run code in the grader",
           raw=_zip_with_forged_log(), suffix=".zip"),
+    fault("cell_without_source", "the reference, but the cell defining train_autograd has no "
+          "source field at all", expect=ZERO, feedback={q: ["has no source"] for q in ZERO},
+          raw=_broken_reference(_drop_source)),
+    fault("integer_source", "the reference, but the source of the cell defining "
+          "train_autograd is the number 42", expect=ZERO,
+          feedback={q: ["is a number, not text"] for q in ZERO},
+          raw=_broken_reference(_integer_source)),
+    fault("deeply_nested_json", "the reference with 20,000 nested lists in its metadata",
+          expect=ZERO, feedback={q: ["nested far too deeply"] for q in ZERO},
+          raw=_deeply_nested()),
+    fault("crashing_cells_give_up",
+          "seven cells after the definitions each end the process: after its sixth restart "
+          "the grader stops, before any question is graded",
+          expect=ZERO, feedback={q: ["not graded", "ended 7 times"] for q in ZERO},
+          add_cells=[CRASHING_CELL] * 7),
+    fault("crashing_probe_gives_up",
+          "train_autograd ends the process and five cells do too: the notebook's run costs six "
+          "restarts (its own call of train_autograd and the five cells), q1 is graded, q2's "
+          "first probe ends the process a seventh time (q2 is judged on that crash, as any "
+          "question whose probe crashes), so q3 is not graded",
+          expect={"q1": "full", "q2": "zero", "q3": "zero"},
+          feedback={"q3": ["not graded", "ended 7 times"]},
+          replace={"train_autograd": CRASHING_TRAIN_AUTOGRAD}, add_cells=[CRASHING_CELL] * 5),
+    fault("zip_with_untouched_copy",
+          "a zip with the untouched adaline_autograd.ipynb beside the real work, saved as "
+          "adaline_autograd-Copy1.ipynb (Jupyter's name for a copy): the copy is graded",
+          raw=_zip(("adaline_autograd.ipynb", _reference_json(base="student")),
+                   ("adaline_autograd-Copy1.ipynb", _reference_json())), suffix=".zip"),
 ]
 
 OUTPUT = {
@@ -208,6 +279,29 @@ OUTPUT = {
     "memory_hog_cell": ["MemoryError"],
     "empty_notebook": ["no code cells"],
     "not_json": ["not a notebook"],
+    "cell_without_source": ["could not be graded: cell ", "(a code cell) has no source"],
+    "integer_source": ["is a number, not text"],
+    "deeply_nested_json": ["nested far too deeply"],
+    "crashing_cells_give_up": ["Grading stopped early: the notebook's process ended 7 times",
+                               "No question was graded"],
+    "crashing_probe_gives_up": ["Grading stopped early: the notebook's process ended 7 times",
+                                "Fully graded: q1, q2.", "Not graded (0 points): q3."],
+    "zip_with_untouched_copy": [
+        "only adaline_autograd-Copy1.ipynb was graded, the one with the most work done",
+        "Not graded: adaline_autograd.ipynb (5 parts still raising NotImplementedError)"],
+}
+
+# case -> the results' status (extra_data.status; grades.csv's status column): structurally
+# broken notebooks are the student's to fix (invalid), never a failure of the grader (error).
+STATUS = {
+    "cell_without_source": "invalid",
+    "integer_source": "invalid",
+    "deeply_nested_json": "invalid",
+    "not_json": "invalid",
+    "empty_notebook": "invalid",
+    "crashing_cells_give_up": "graded",
+    "crashing_probe_gives_up": "graded",
+    "zip_with_untouched_copy": "graded",
 }
 
 ORPHANS = {

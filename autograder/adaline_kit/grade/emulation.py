@@ -189,22 +189,38 @@ def _lay_out(prefix: Path) -> None:
         if library.is_file():
             shutil.copy2(library, prefix / "lib" / library.name)
             relocate_runpath(binary, library_dir, "$ORIGIN/../lib")
-    stdlib = prefix / "lib" / version
-    _copy_tree(Path(sysconfig.get_path("stdlib")), stdlib, set(SKIPPED_IN_STDLIB))
+    _copy_tree(Path(sysconfig.get_path("stdlib")), prefix / "lib" / version,
+               set(SKIPPED_IN_STDLIB))
     kit = _kit_entries()
     for folder in _site_folders():
-        _copy_tree(folder, stdlib / "site-packages", kit)
+        _copy_tree(folder, _own_site_folder(binary), kit)
     for root, folders, files in os.walk(prefix):
         for name in folders:
             os.chmod(os.path.join(root, name), 0o755)
     os.chmod(prefix, 0o755)
 
 
+def _clean_environment() -> dict:
+    return {key: value for key, value in os.environ.items()
+            if key not in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE")}
+
+
+def _own_site_folder(python: Path) -> Path:
+    """Where the copied interpreter looks for packages (``lib/pythonX.Y/site-packages``, or
+    what a distribution's patched ``site`` module says)."""
+    completed = subprocess.run([str(python), "-S", "-c",
+                                "import site; print(site.getsitepackages()[0])"],
+                               env=_clean_environment(), check=True, capture_output=True,
+                               text=True)
+    return Path(completed.stdout.strip())
+
+
 def _check(python: Path) -> None:
-    """The copy starts, imports modules no warm-up preloads, and cannot import the kit."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "PYTHONHOME")}
+    """The copy starts, imports modules no warm-up preloads and the packages from its own
+    site-packages, and cannot import the kit."""
+    env = _clean_environment()
     probe = ("import importlib.util, logging.config, xml.etree.ElementTree, email.mime.text\n"
+             "import numpy, nbformat\n"
              "import sys\nsys.exit(importlib.util.find_spec('adaline_kit') is not None)")
     completed = subprocess.run([str(python), "-c", probe], env=env, cwd=python.parent,
                                capture_output=True, text=True)

@@ -16,12 +16,12 @@ import numpy as np
 
 from .. import checks
 from ..data import LectureData
-from ..outcomes import CheckResult, QuestionResult
+from ..outcomes import CheckResult, ProbeFailure, QuestionResult
 from ..settings import QUESTIONS, Settings
 from . import submission as submission_loader
 from . import tampering
 from .sandbox import Zygote
-from .session import CellOutcome, Session, Unconfined
+from .session import MAX_RESTARTS, CellOutcome, Session, Unconfined
 
 
 @dataclasses.dataclass
@@ -76,21 +76,72 @@ def grader_failure_message(error: BaseException) -> str:
     return f"The grader failed on this submission ({detail}); please report it."
 
 
-def _cell_summary(cells: list[CellOutcome]) -> str:
+class _ProbeLog:
+    """Calls ``session.probe`` and notes, per question, the probes answered and the probes
+    refused because the session gave up (the notebook's process ended too often)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.answered: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+
+    def gave_up(self) -> bool:
+        return self.session.restarts > MAX_RESTARTS
+
+    def __call__(self, name: str, args: dict) -> dict:
+        question = name.split("_", 1)[0]
+        try:
+            data = self.session.probe(name, args)
+        except ProbeFailure:
+            tally = self.refused if self.gave_up() else self.answered
+            tally[question] = tally.get(question, 0) + 1
+            raise
+        self.answered[question] = self.answered.get(question, 0) + 1
+        return data
+
+    def summary(self, questions) -> str:
+        """Which questions were graded, when the session gave up; else ""."""
+        if not self.gave_up():
+            return ""
+        full = [q for q in questions if not self.refused.get(q)]
+        part = [q for q in questions if self.refused.get(q) and self.answered.get(q)]
+        none = [q for q in questions if self.refused.get(q) and not self.answered.get(q)]
+        lines = [f"Grading stopped early: the notebook's process ended {MAX_RESTARTS + 1} "
+                 f"times ({MAX_RESTARTS} restarts are allowed)."]
+        if not full and not part:
+            lines.append("No question was graded (every question scores 0).")
+        else:
+            if full:
+                lines.append(f"Fully graded: {', '.join(full)}.")
+            if part:
+                lines.append(f"Graded in part (its remaining checks count as failed): "
+                             f"{', '.join(part)}.")
+            if none:
+                lines.append(f"Not graded (0 points): {', '.join(none)}.")
+        return " ".join(lines)
+
+
+def _cell_summary(cells: list[CellOutcome], stopped: str = "") -> str:
     if not cells:
-        return "Every cell of the notebook ran without an error."
-    lines = [f"{len(cells)} cell(s) of the notebook did not finish cleanly "
-             "(the rest of the notebook was still graded):"]
+        return stopped or "Every cell of the notebook ran without an error."
+    rest = "" if stopped else " (the rest of the notebook was still graded)"
+    lines = [stopped] if stopped else []
+    lines.append(f"{len(cells)} cell(s) of the notebook did not finish cleanly{rest}:")
     lines += [f"  - code cell {c.index + 1}: {c.error or c.status}" for c in cells[:10]]
     if len(cells) > 10:
         lines.append(f"  - ... and {len(cells) - 10} more")
     return "\n".join(lines)
 
 
+def _with_note(note: str | None, message: str) -> str:
+    return f"{note}\n{message}" if note else message
+
+
 def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data: LectureData,
                      data_file: Path, seed: int | None = None,
                      allow_unconfined: bool = False) -> SubmissionReport:
-    """Grade the notebook or zip at ``path``; ``seed`` fixes the hidden probes' random inputs.
+    """Grade the notebook, zip or submission folder at ``path``; ``seed`` fixes the hidden
+    probes' random inputs.
 
     Student code must run confined (another user, or Landlock); else the report has status
     ``error`` and says so, unless ``allow_unconfined``."""
@@ -98,24 +149,29 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
     started = time.monotonic()
     seed = int(np.random.SeedSequence().entropy % (2**32)) if seed is None else seed
     loaded = submission_loader.load(path)
+    name = loaded.path.name
     if loaded.problem:
-        return zero_report(path.name, settings, "invalid", unusable_message(loaded.problem),
+        return zero_report(name, settings, "invalid",
+                           _with_note(loaded.note, unusable_message(loaded.problem)),
                            execution_seconds=time.monotonic() - started, seed=seed)
     try:
         with Session(zygote, loaded.cells, settings.limits, data_file,
                      allow_unconfined) as session:
-            questions = checks.grade_questions(session.probe, loaded.cells, settings,
+            probes = _ProbeLog(session)
+            questions = checks.grade_questions(probes, loaded.cells, settings,
                                                np.random.default_rng(seed), data)
         if not zygote.alive():  # its failures look like the student's: do not report zeros
             raise RuntimeError("the grading sandbox stopped while this submission was graded")
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
+        message = _cell_summary(cells, probes.summary(questions))
         flags = tampering.scan(loaded.cells) + session.flags
-        return SubmissionReport(path.name, questions, "flagged" if flags else "graded",
-                                _cell_summary(cells), cells, time.monotonic() - started,
-                                session.printed, seed, session.confinement, flags)
+        return SubmissionReport(name, questions, "flagged" if flags else "graded",
+                                _with_note(loaded.note, message), cells,
+                                time.monotonic() - started, session.printed, seed,
+                                session.confinement, flags)
     except Unconfined as refusal:
-        return zero_report(path.name, settings, "error", f"Not graded: {refusal}",
+        return zero_report(name, settings, "error", f"Not graded: {refusal}",
                            execution_seconds=time.monotonic() - started, seed=seed)
     except Exception as error:  # noqa: BLE001 - a grader fault must still produce a result
-        return zero_report(path.name, settings, "error", grader_failure_message(error),
+        return zero_report(name, settings, "error", grader_failure_message(error),
                            execution_seconds=time.monotonic() - started, seed=seed)

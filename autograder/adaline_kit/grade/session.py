@@ -193,7 +193,9 @@ class Session:
         """Run every cell not skipped; a cell that ends the process is skipped from then on."""
         while True:
             if self.restarts > MAX_RESTARTS:
-                raise ProbeFailure("crash", "the notebook's process kept ending; gave up")
+                raise ProbeFailure("crash", f"not graded: the notebook's process ended "
+                                            f"{MAX_RESTARTS + 1} times ({MAX_RESTARTS} restarts "
+                                            "are allowed), so grading stopped")
             self.connection = self._start_process()
             for index, source in enumerate(self.cells):
                 if index in self.skipped:
