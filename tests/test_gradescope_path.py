@@ -93,10 +93,13 @@ def test_zip_layout_and_setup_use_cpu_torch_without_latex(autograder_zip):
             "files/data/iris.data", "tests/q1.py", "tests/q2.py", "tests/q3.py",
             "lib/adaline_kit/gradescope.py"} <= names
     assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu\n" in setup
-    assert '--index-url "$TORCH_INDEX" "torch==2.13.0"' in setup
     commands = "\n".join(line for line in setup.splitlines() if not line.lstrip().startswith("#"))
-    requirement_lines = [line for line in requirements.splitlines() if not line.startswith("#")]
-    assert not any(line.startswith("torch") for line in requirement_lines)
+    assert "pip install --require-hashes --no-deps --extra-index-url \"$TORCH_INDEX\"" in commands
+    # requirements.txt is the lock: torch's CPU build by hash, so no CUDA build can come in.
+    from adaline_kit.build.lock import LOCK_FILE, pins
+
+    assert requirements == LOCK_FILE.read_text()
+    assert pins(requirements)["torch"][0] == "2.13.0+cpu"
     for heavy in ("texlive", "pandoc", "playwright", "chromium", "tinytex"):
         assert heavy not in commands.lower()
     assert "adaline_kit.otter_plugin.HardenedGrading" in config["plugins"]

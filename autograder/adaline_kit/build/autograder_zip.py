@@ -9,7 +9,6 @@ and no LaTeX or browser, and ``lib/`` carries the grading package itself.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import pprint
 import tempfile
@@ -21,10 +20,6 @@ from . import paths
 from .zips import package_files, write_zip
 
 TORCH_VERSION = "2.13.0"
-# Installed on Gradescope at the versions this kit was tested with (torch is installed by
-# setup.sh from the CPU-only index).
-GRADING_REQUIREMENTS = ("otter-grader", "numpy", "pandas", "matplotlib", "ipython", "ipykernel",
-                        "nbformat", "jsonschema", "psutil", "click", "rich", "pyyaml")
 OTTER_SCRIPTS_REPLACED = ("run_autograder", "setup.sh", "environment.yml", "requirements.txt")
 
 
@@ -52,10 +47,10 @@ def hidden_test_source(question: str, points: float) -> str:
 
 
 def requirements_text() -> str:
-    lines = ["# Grading dependencies at the versions the kit was tested with.",
-             "# torch is installed first by setup.sh from PyTorch's CPU-only index."]
-    lines += [f"{name}=={importlib.metadata.version(name)}" for name in GRADING_REQUIREMENTS]
-    return "\n".join(lines) + "\n"
+    """The zip's requirements.txt: the kit's lock (see :mod:`.lock`), which setup.sh installs."""
+    from .lock import LOCK_FILE
+
+    return LOCK_FILE.read_text()
 
 
 def _otter_generated(settings: settings_module.Settings, workdir: Path) -> dict[str, bytes]:

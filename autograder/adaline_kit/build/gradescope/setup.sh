@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Gradescope image set-up for the Adaline autograder (written by `adaline-kit build`).
-# Python 3.11 from Miniforge under /opt (readable by the student user), the CPU-only build of
-# torch from PyTorch's CPU wheel index, the pinned grading dependencies, and an unprivileged user
-# that runs student code. No LaTeX, pandoc or browser is installed: grading needs none of them.
+# Python 3.11 from Miniforge under /opt (readable by the student user), then exactly the packages
+# of the kit's lock file (requirements.txt here: every package pinned with its hash, the CPU-only
+# build of torch from PyTorch's CPU wheel index among them), and an unprivileged user that runs
+# student code. No LaTeX, pandoc or browser is installed: grading needs none of them.
 set -euo pipefail
-AUTOGRADER_DIR=/autograder
-PREFIX=/opt/adaline-kit
+AUTOGRADER_DIR="${AUTOGRADER_DIR:-/autograder}"
+PREFIX="${ADALINE_KIT_PREFIX:-/opt/adaline-kit}"
 MINIFORGE_VERSION=25.3.1-0
 TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
@@ -19,9 +20,10 @@ bash /tmp/miniforge.sh -b -p "$PREFIX"
 "$PREFIX/bin/conda" create -y -n adaline-kit python=3.11 pip
 PYTHON="$PREFIX/envs/adaline-kit/bin/python"
 
-# torch first, from the CPU-only index alone: the default index would bring a CUDA build.
-"$PYTHON" -m pip install --index-url "$TORCH_INDEX" "torch==__TORCH_VERSION__"
-"$PYTHON" -m pip install -r "$AUTOGRADER_DIR/source/requirements.txt"
+# The lock pins torch==__TORCH_VERSION__+cpu by hash, so no CUDA build can come in; nothing
+# outside the lock is installed (--no-deps), and every file must match its hash.
+"$PYTHON" -m pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX" \
+    -r "$AUTOGRADER_DIR/source/requirements.txt"
 
 id -u adaline-student >/dev/null 2>&1 || \
     useradd --system --no-create-home --shell /usr/sbin/nologin adaline-student
