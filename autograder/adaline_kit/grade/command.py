@@ -73,7 +73,9 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     same file are kept (rerunning resumes an interrupted run); --force grades everything again.
     """
     from . import batch, gradebook, reports
+    from ..answer_key import load as load_answer_key
 
+    load_answer_key()  # one line, status 2, if grading.toml changed since the last build
     for path in paths:
         if not path.exists():
             raise _user_error(f"no such file or folder: {path}")
