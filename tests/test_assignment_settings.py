@@ -233,3 +233,35 @@ def test_other_data_avoids_the_lecture_settings_and_the_signature_defaults(monke
         assert spec.seed not in (123, lecture["seed"]) and spec.num_epochs != lecture["num_epochs"]
         batches = -(-spec.n // spec.minibatch_size)
         assert batches not in (-(-spec.n // 10), -(-spec.n // lecture["minibatch_size"]))
+
+
+# --- the notebook's data cells build the split data.py builds, for any settings ----------------
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"seed": 7, "train_size": 80},
+    {"standardise": False},
+    {"features": (0, 3), "data_rows": (0, 100)},
+])
+def test_notebook_data_cells_build_the_declared_split(monkeypatch, changes):
+    import torch
+
+    from adaline_kit.build.student_notebook import Values, make_student_notebook
+
+    assignment = dataclasses.replace(settings.load().assignment, **changes)
+    values = Values(settings.load().points, assignment, answer_key.load())
+    student = make_student_notebook(_master(), values)
+    cells = [c.source for c in student.cells if c.cell_type == "code"
+             and ("iris.data" in c.source or "X_train, X_test = X[idx" in c.source)]
+    assert len(cells) == 2
+    assert ("mu, sigma" in cells[1]) == assignment.standardise
+    markdown = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    assert ("Then standardise each feature" in markdown) == assignment.standardise
+    assert "IF" not in "\n".join(c.source for c in student.cells if "END IF" in c.source)
+    monkeypatch.chdir(paths.REPO)
+    namespace = {"torch": torch, "csv": __import__("csv")}
+    for source in cells:
+        exec(compile(source, "data cell", "exec"), namespace)
+    ours = prepare_lecture_split(paths.DATA_FILE, assignment).as_lists()
+    for name in ("X_train", "y_train", "X_test", "y_test"):
+        assert namespace[name].tolist() == ours[name], name

@@ -25,6 +25,8 @@ Both fill placeholders in markdown and code cells, so numbers live in one place:
 * ``{assignment[KEY]}`` from ``grading.toml`` ``[assignment]`` (``num_epochs``, ``learning_rate``,
   ``seed``, ``minibatch_size``, ``features``, ``train_size``, ``test_size``, ``rows``,
   ``data_first``, ``data_end``, ``train_percent``, ``test_percent``, ``standardise``);
+* lines between ``# IF assignment[KEY]`` and ``# END IF`` (in markdown ``<!-- IF
+  assignment[KEY] -->`` and ``<!-- END IF -->``) are kept only when the setting is true;
 * ``{expected[KEY]}`` from the answer key the reference solution produced (``train_accuracy``,
   ``test_accuracy``: ``92.86``; ``first_loss``, ``last_loss``: ``0.38849``).
 
@@ -154,6 +156,40 @@ def fill_placeholders(text: str, values: Values | dict | None, where: str = "mar
 
 fill_points = fill_placeholders
 
+_CONDITION = re.compile(r"^\s*(?:#|<!--)\s*(?P<kind>IF|END IF)\b\s*(?P<name>[^\s>-]*)\s*(?:-->)?\s*$")
+
+
+def select_conditionals(text: str, values: Values, where: str) -> str:
+    """Keep the lines between ``# IF assignment[KEY]`` (markdown: ``<!-- IF assignment[KEY]
+    -->``) and ``# END IF`` (``<!-- END IF -->``) when the setting is true, drop them otherwise;
+    the marker lines always go. Blocks do not nest."""
+    out, keep, inside = [], True, False
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = _CONDITION.match(line)
+        if match is None:
+            if keep:
+                out.append(line)
+            continue
+        if match.group("kind") == "IF":
+            name = re.fullmatch(r"assignment\[(\w+)\]", match.group("name"))
+            table = values.table("assignment")
+            if inside or name is None or name.group(1) not in table:
+                raise MarkerError(f"{where}, line {number}: expected one 'IF assignment[KEY]' "
+                                  f"per block, KEY one of {', '.join(table)}")
+            inside, keep = True, bool(table[name.group(1)])
+        else:
+            if not inside:
+                raise MarkerError(f"{where}, line {number}: 'END IF' without 'IF'")
+            inside, keep = False, True
+    if inside:
+        raise MarkerError(f"{where}: 'IF' without 'END IF'")
+    return "\n".join(out)
+
+
+def fill_cell(source: str, values: Values, where: str, code: bool) -> str:
+    """One cell's source with its conditional lines selected and its placeholders filled."""
+    return fill_placeholders(select_conditionals(source, values, where), values, where, code)
+
 
 def _blocks(source: str, where: str):
     """Yield ("code", line) and ("block", indent, stub_message_or_None, solution_lines)."""
@@ -274,12 +310,12 @@ def make_student_notebook(master: nbformat.NotebookNode,
         where = _where(cell)
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.source = student_source(fill_placeholders(cell.source, table, where, code=True), where)
+            cell.source = student_source(fill_cell(cell.source, table, where, code=True), where)
             _check_compiles(cell.source, where)
             cell.outputs = []
             cell.execution_count = None
         elif cell.cell_type == "markdown":
-            cell.source = fill_placeholders(cell.source, table, where)
+            cell.source = fill_cell(cell.source, table, where, code=False)
         cells.append(cell)
     notebook.cells = cells
     _check_clean(notebook)
@@ -297,9 +333,9 @@ def strip_markers(master: nbformat.NotebookNode,
     for cell in notebook.cells:
         where = _where(cell)
         if cell.cell_type == "code":
-            cell.source = solution_source(fill_placeholders(cell.source, table, where, code=True), where)
+            cell.source = solution_source(fill_cell(cell.source, table, where, code=True), where)
         elif cell.cell_type == "markdown":
-            cell.source = fill_placeholders(cell.source, table, where)
+            cell.source = fill_cell(cell.source, table, where, code=False)
     nbformat.validate(notebook)
     return notebook
 
