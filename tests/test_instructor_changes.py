@@ -237,6 +237,8 @@ REFUSALS = {
                             "{assignment[epochs]}"),
     "stray_marker": (lambda r: _edit_master(r, _add_cell("x = 1\n# END SOLUTION", "code")),
                      "cell 'added', line 2: '# END SOLUTION' without '# BEGIN SOLUTION'"),
+    "reference_raises": (lambda r: _edit_master(r, _add_cell("raise ValueError('boom')", "code")),
+                         "the reference solution raised an error: ValueError: boom"),
     "sign_error_in_reference": (lambda r: _edit_master(r, _sign_error),
                                 "the reference solution's q1 disagrees with the independent "
                                 "float64 reference at epoch 1: loss "),

@@ -58,7 +58,7 @@ def build_student_zip(target: Path) -> Path:
 
 def executed_solution(timeout: int = 300) -> nbformat.NotebookNode:
     """The completed notebook without solution markers, run top to bottom in a fresh kernel."""
-    from .reference_run import execute
+    from .notebook_run import execute
 
     notebook = strip_markers(nbformat.read(paths.MASTER_NOTEBOOK, as_version=4))
     return execute(notebook, timeout=timeout)[0]

@@ -1,5 +1,8 @@
 """Run the master notebook's reference solution at build time and record the answer key.
 
+Assignment-specific (it knows the probes, the split and the float64 reference); the notebook
+runner itself is :mod:`.notebook_run`.
+
 :func:`record` executes the completed notebook (solution markers removed, placeholders filled) in
 a fresh Jupyter kernel, then asks it, through the grader's own probes, to train every question's
 model on the lecture's data with the declared settings. The results become the
@@ -11,9 +14,6 @@ a wrong reference solution never becomes the answer key.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import nbformat
 
@@ -21,6 +21,7 @@ from .. import reference
 from ..answer_key import AnswerKey
 from ..settings import Assignment, SettingsError
 from . import paths
+from .notebook_run import NotebookRunError, execute
 
 RESULT_MARK = "ADALINE-KIT-ANSWER-KEY "
 # Plain data only; runs in the reference solution's kernel after the notebook's own cells.
@@ -38,7 +39,7 @@ print({mark!r} + _kit_json.dumps(_kit_out))
 
 
 class ReferenceError(SettingsError):
-    """The reference solution fails, or disagrees with the independent reference (one line)."""
+    """The reference solution disagrees with the independent reference (one line)."""
 
 
 def trained_questions(questions) -> list[str]:
@@ -46,32 +47,6 @@ def trained_questions(questions) -> list[str]:
     from ..sandbox.probes import PROBES
 
     return [q for q in questions if f"{q}_train" in PROBES]
-
-
-def execute(notebook: nbformat.NotebookNode, extra_cell: str | None = None,
-            timeout: int = 300) -> tuple[nbformat.NotebookNode, str]:
-    """Run ``notebook`` (a completed notebook) in a fresh kernel next to the data and the
-    public tests -> (the executed notebook without ``extra_cell``, ``extra_cell``'s stdout)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    if extra_cell is not None:
-        notebook.cells.append(nbformat.v4.new_code_cell(extra_cell, id="adaline-kit-answer-key"))
-    with tempfile.TemporaryDirectory(prefix="adaline-kit-solution-") as tmp:
-        shutil.copytree(paths.DATA_FILE.parent, Path(tmp) / "data")
-        shutil.copytree(paths.PUBLIC_TESTS, Path(tmp) / "tests")
-        try:
-            NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": tmp}}).execute()
-        except CellExecutionError as error:
-            lines = [line for line in str(error).splitlines() if line.strip()]
-            raise ReferenceError(f"{paths.MASTER_NOTEBOOK.name}: the reference solution raised "
-                                 f"an error: {lines[-1] if lines else error}") from None
-    output = ""
-    if extra_cell is not None:
-        cell = notebook.cells.pop()
-        output = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
-    return notebook, output
 
 
 def record(completed: nbformat.NotebookNode, assignment: Assignment, data,
@@ -86,7 +61,11 @@ def record(completed: nbformat.NotebookNode, assignment: Assignment, data,
     wanted = trained_questions(questions)
     cell = _PROBE_CELL.format(args=json.dumps(spec.probe_args()), questions=wanted,
                               mark=RESULT_MARK)
-    executed, output = execute(completed, cell)
+    try:
+        executed, output = execute(completed, cell)
+    except NotebookRunError as error:
+        raise ReferenceError(f"{paths.MASTER_NOTEBOOK.name}: the reference solution raised an "
+                             f"error: {error}") from None
     line = next((ln for ln in output.splitlines() if ln.startswith(RESULT_MARK)), None)
     if line is None:
         raise ReferenceError(f"{paths.MASTER_NOTEBOOK.name}: the reference solution's results "

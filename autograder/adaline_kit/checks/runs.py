@@ -115,8 +115,8 @@ def curve_check(name: str, weight: float, outcome: Outcome, spec: RunSpec, candi
     if index is not None:
         message = divergence_text(costs, expected, index)
     else:
-        message = (f"Your losses match the reference but differ from the lecture's published "
-                   f"numbers by up to {off_published:.2g}.")
+        message = (f"Your losses match the reference but differ from the reference solution's "
+                   f"recorded losses by up to {off_published:.2g}.")
     message = f"On {spec.label} ({spec.describe()}): {message}\n{table}"
     return verdict(name, False, weight, message, curve_evidence(costs, spec), candidates), False
 
