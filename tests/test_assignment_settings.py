@@ -107,6 +107,19 @@ def test_stale_answer_key_is_one_line(tmp_path):
         answer_key.load(tmp_path / "answer_key.json")
 
 
+def test_malformed_answer_key_is_one_line(tmp_path):
+    raw = json.loads(answer_key.ANSWER_KEY_FILE.read_text(encoding="utf-8"))
+    del raw["questions"]["q2"]["costs"]
+    path = tmp_path / "answer_key.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(answer_key.AnswerKeyError,
+                       match=r"questions/q2: 'costs' is a required property"):
+        answer_key.load(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(answer_key.AnswerKeyError, match="not JSON"):
+        answer_key.load(path)
+
+
 # --- grading.toml is strict ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("old,new,words", [

@@ -3,7 +3,8 @@
 ``adaline-kit build`` runs the master notebook's reference solution and records, for every
 question that trains a model, its per-epoch losses on the lecture's data, its final weight and
 bias and its training and test accuracies (``build/reference_run.py``). The file travels in the
-autograder zip beside ``grading.toml``; the hidden checks compare with it. Shape (JSON)::
+autograder zip beside ``grading.toml``; the hidden checks compare with it. Shape (JSON, checked
+against ``answer_key.schema.json`` when read)::
 
     {"assignment": {grading.toml [assignment]},
      "questions": {"q1": {"costs": [f, ...] (one per epoch), "weight": [f, ...] (flattened),
@@ -20,6 +21,7 @@ from pathlib import Path
 from . import settings as settings_module
 
 ANSWER_KEY_FILE = Path(__file__).with_name("answer_key.json")
+SCHEMA_FILE = Path(__file__).with_name("answer_key.schema.json")
 
 
 class AnswerKeyError(settings_module.SettingsError):
@@ -74,14 +76,20 @@ def load(path: Path | str = ANSWER_KEY_FILE, assignment=None) -> AnswerKey:
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str) -> AnswerKey:
+    import jsonschema
+
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        jsonschema.validate(raw, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
         return AnswerKey(raw["assignment"], raw["questions"])
     except FileNotFoundError:
         raise AnswerKeyError(f"{path}: missing: run adaline-kit build") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise AnswerKeyError(f"{path}: unreadable ({type(error).__name__}: {error}): "
+    except jsonschema.ValidationError as error:
+        place = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise AnswerKeyError(f"{path}: {place}: {error.message} (answer_key.schema.json): "
                              "run adaline-kit build") from None
+    except ValueError as error:
+        raise AnswerKeyError(f"{path}: not JSON ({error}): run adaline-kit build") from None
 
 
 def write(key: AnswerKey, path: Path | str = ANSWER_KEY_FILE) -> bool:
