@@ -15,6 +15,12 @@ class KitError(click.ClickException):
     """A user error: printed as one line, exit status 1, no traceback."""
 
 
+class ConfigError(click.ClickException):
+    """grading.toml, the master notebook or the reference solution is wrong: one line, status 2."""
+
+    exit_code = 2
+
+
 def _summary_line(label: str, results: dict) -> str:
     scores = ", ".join(f"{t['name']} {t['score']:g}/{t['max_score']:g}" for t in results["tests"])
     total = sum(t["max_score"] for t in results["tests"])
@@ -30,35 +36,44 @@ def main() -> None:
 @main.command()
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Folder for the bundles (default: dist/ in the repository).")
-@click.option("--no-solutions", is_flag=True, help="Skip executing the solution notebook.")
+@click.option("--no-solutions", is_flag=True, help="Skip the solutions bundle.")
 @click.option("--no-verify", is_flag=True,
               help="Skip grading the reference and the stubs with the built autograder.")
 def build(out_root: Path | None, no_solutions: bool, no_verify: bool) -> None:
-    """Build student.zip, autograder.zip and solutions.zip, then check the autograder.
+    """Check grading.toml and the master notebook, record the reference solution's results
+    (the answer key), build student.zip, autograder.zip and solutions.zip, then check the
+    autograder.
 
-    The check grades the reference solution (expected: full marks) and the untouched student
-    notebook (expected: no hidden points, no crash) exactly as Gradescope runs the zip.
+    The check grades the reference solution (expected: the declared total, question by
+    question) and the untouched student notebook (expected: 0 points) exactly as Gradescope
+    runs the zip; the bundles reach dist/ only when it passes.
     """
-    from .build import build_all, verify_autograder
+    from .build import build_all, verdict_problems, verify_autograder
 
-    outputs = build_all(out_root, solutions=not no_solutions)
+    def verify(outputs) -> None:
+        click.echo("Grading with the built autograder, as Gradescope runs it:")
+        verdicts = verify_autograder(outputs.autograder_zip)
+        for label, results in verdicts.items():
+            click.echo(_summary_line(label, results))
+        points = outputs.settings.points
+        click.echo(f"  declared: {', '.join(f'{q} {p:g}' for q, p in points.items())}, "
+                   f"total {sum(points.values()):g}")
+        problems = verdict_problems(verdicts, points)
+        if problems:
+            raise KitError("; ".join(problems) + " (nothing written to dist/)")
+
+    def announce(outputs) -> None:
+        click.echo(outputs.answer_key.summary())
+        if not no_verify:
+            verify(outputs)
+
+    outputs = build_all(out_root, solutions=not no_solutions, verify=announce)
     click.echo(f"student bundle     {outputs.student_zip}")
     click.echo(f"autograder         {outputs.autograder_zip}")
     if outputs.solutions_zip:
         click.echo(f"solutions bundle   {outputs.solutions_zip}")
-    if no_verify:
-        return
-    click.echo("Grading with the built autograder, as Gradescope runs it:")
-    verdicts = verify_autograder(outputs.autograder_zip)
-    for label, results in verdicts.items():
-        click.echo(_summary_line(label, results))
-    reference, stubs = verdicts["reference solution"], verdicts["untouched student notebook"]
-    full = sum(t["max_score"] for t in reference["tests"])
-    if reference["score"] < full:
-        raise KitError("the reference solution did not get full marks: the autograder is wrong")
-    if stubs["score"] > 0:
-        raise KitError("the untouched student notebook earned hidden points: the stubs leak")
-    click.echo("OK: reference at full marks, untouched stubs at zero.")
+    if not no_verify:
+        click.echo("OK: reference at the declared total, untouched stubs at zero.")
 
 
 def run() -> None:
@@ -71,6 +86,18 @@ def run() -> None:
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
+    except Exception as error:  # noqa: BLE001 - configuration errors are one line, status 2
+        from .settings import SettingsError
+        from .build.student_notebook import MarkerError
+
+        if not isinstance(error, (SettingsError, MarkerError)):
+            raise
+        message = str(error)
+        if isinstance(error, MarkerError):
+            from .build import paths
+            message = f"{paths.shown(paths.MASTER_NOTEBOOK)}: {message}"
+        ConfigError(message).show()
+        sys.exit(ConfigError.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
 

@@ -1,9 +1,11 @@
 """The lecture's Iris split, rebuilt exactly as the lecture notebook builds it.
 
-Recipe (lecture): rows 50-149 of ``iris.data`` (versicolor -> 0, virginica -> 1), features in
-columns 1 and 2 as float32; ``torch.manual_seed(123); idx = torch.randperm(100)``;
-``X, y = X[idx], y[idx]``; train = ``X[idx[:70]]``, test = ``X[idx[70:]]`` (the permutation is
-applied twice, as in the lecture); both standardised with the training mean and unbiased std.
+Recipe (lecture; numbers from ``grading.toml`` ``[assignment]``, defaults in brackets): rows
+``data_rows`` [50-149] of ``iris.data`` (versicolor -> 0, others -> 1), the ``features`` columns
+[1, 2] as float32; ``torch.manual_seed(seed [123]); idx = torch.randperm(rows)``;
+``X, y = X[idx], y[idx]``; train = ``X[idx[:train_size]]`` [70], test = ``X[idx[train_size:]]``
+(the permutation is applied twice, as in the lecture); with ``standardise``, both scaled with
+the training mean and unbiased std.
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ from pathlib import Path
 
 import torch
 
+from .settings import Assignment
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "iris.data"
-FEATURE_COLUMNS = (1, 2)
-SEED = 123
-TRAIN_SIZE = 70
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LectureData:
     """The lecture's split. ``X_*``: float32 (n, 2); ``y_*``: int32 (n,) of 0/1.
 
-    Train has 70 rows, test 30. ``eq=False``: instances hash by identity, so they can key caches.
+    Train has ``train_size`` rows, test the rest. ``eq=False``: instances hash by identity, so they can key caches.
     """
 
     X_train: torch.Tensor
@@ -63,28 +64,42 @@ def _resolve(path: Path | str | None) -> Path:
     raise FileNotFoundError("no path to iris.data given and the default data/iris.data is missing")
 
 
-def prepare_lecture_split(path: Path | str | None = None) -> LectureData:
-    """The lecture's standardised train/test split from ``path`` (default: ``DEFAULT_DATA``)."""
-    return _prepare(str(_resolve(path).resolve()))
+def prepare_lecture_split(path: Path | str | None = None,
+                          assignment: Assignment | None = None) -> LectureData:
+    """The lecture's train/test split from ``path`` (default: ``DEFAULT_DATA``) for
+    ``assignment`` (default: ``grading.toml``'s ``[assignment]``)."""
+    if assignment is None:
+        from .settings import load
+        assignment = load().assignment
+    return _prepare(str(_resolve(path).resolve()), assignment)
 
 
 @functools.lru_cache(maxsize=4)
-def _prepare(path: str) -> LectureData:
-    rows = load_iris_rows(path)[50:150]
-    if len(rows) != 100:
-        raise ValueError(f"{path}: expected at least 150 rows, got {len(rows) + 50}")
-    X = torch.tensor([[r[0][c] for c in FEATURE_COLUMNS] for r in rows], dtype=torch.float)
+def _prepare(path: str, assignment: Assignment) -> LectureData:
+    first, end = assignment.data_rows
+    all_rows = load_iris_rows(path)
+    rows = all_rows[first:end]
+    if len(rows) != end - first:
+        raise ValueError(f"{path}: data_rows {first}-{end - 1} asks for rows the file does not "
+                         f"have ({len(all_rows)} rows)")
+    width = min(len(r[0]) for r in rows)
+    if max(assignment.features) >= width:
+        raise ValueError(f"{path}: features {list(assignment.features)} asks for a column the "
+                         f"file does not have ({width} feature columns)")
+    X = torch.tensor([[r[0][c] for c in assignment.features] for r in rows], dtype=torch.float)
     y = torch.tensor([0 if r[1] == "Iris-versicolor" else 1 for r in rows], dtype=torch.int)
 
     # A private generator seeded like torch.manual_seed(123) draws the same permutation
     # without touching the process-wide RNG.
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(assignment.seed)
     shuffle_idx = torch.randperm(y.size(0), dtype=torch.long, generator=generator)
     X, y = X[shuffle_idx], y[shuffle_idx]
-    X_train, X_test = X[shuffle_idx[:TRAIN_SIZE]], X[shuffle_idx[TRAIN_SIZE:]]
-    y_train, y_test = y[shuffle_idx[:TRAIN_SIZE]], y[shuffle_idx[TRAIN_SIZE:]]
+    size = assignment.train_size
+    X_train, X_test = X[shuffle_idx[:size]], X[shuffle_idx[size:]]
+    y_train, y_test = y[shuffle_idx[:size]], y[shuffle_idx[size:]]
 
-    mu, sigma = X_train.mean(dim=0), X_train.std(dim=0)
-    X_train = (X_train - mu) / sigma
-    X_test = (X_test - mu) / sigma
+    if assignment.standardise:
+        mu, sigma = X_train.mean(dim=0), X_train.std(dim=0)
+        X_train = (X_train - mu) / sigma
+        X_test = (X_test - mu) / sigma
     return LectureData(X_train, X_test, y_train, y_test)

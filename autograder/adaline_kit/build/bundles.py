@@ -7,8 +7,6 @@ release after the due date.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -60,21 +58,18 @@ def build_student_zip(target: Path) -> Path:
 
 def executed_solution(timeout: int = 300) -> nbformat.NotebookNode:
     """The completed notebook without solution markers, run top to bottom in a fresh kernel."""
-    from nbclient import NotebookClient
+    from .notebook_run import execute
 
     notebook = strip_markers(nbformat.read(paths.MASTER_NOTEBOOK, as_version=4))
-    with tempfile.TemporaryDirectory(prefix="adaline-kit-solution-") as tmp:
-        shutil.copytree(paths.DATA_FILE.parent, Path(tmp) / "data")
-        shutil.copytree(paths.PUBLIC_TESTS, Path(tmp) / "tests")
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": tmp}}).execute()
-    return notebook
+    return execute(notebook, timeout=timeout)[0]
 
 
-def build_solutions_zip(target: Path) -> Path:
+def build_solutions_zip(target: Path, notebook: nbformat.NotebookNode | None = None) -> Path:
+    """Write the solutions bundle from ``notebook`` (the executed completed notebook; default:
+    execute it now)."""
     from nbconvert import HTMLExporter
 
-    notebook = executed_solution()
+    notebook = notebook if notebook is not None else executed_solution()
     html, _ = HTMLExporter().from_notebook_node(notebook)
     name = paths.ASSIGNMENT
     return write_zip(target, {

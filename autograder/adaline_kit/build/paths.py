@@ -18,3 +18,11 @@ GRADESCOPE_FILES = Path(__file__).with_name("gradescope")
 
 def dist_dir(root: Path | None = None) -> Path:
     return (root or REPO / "dist") / ASSIGNMENT
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (for one-line messages)."""
+    try:
+        return Path(path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)

@@ -18,9 +18,17 @@ truth: a completed reference solution in which the code students write is fenced
 * :func:`strip_markers` keeps the solution code and drops only the marker lines: the completed
   notebook for the solutions bundle.
 
-Both fill the points placeholders of markdown cells from ``grading.toml`` ``[points]``, so points
-live in one place: ``{points[q1]}`` becomes ``4``, ``{points[total]}`` the sum, and a following
-`` points`` word agrees in number (``1 point``, ``4 points``).
+Both fill placeholders in markdown and code cells, so numbers live in one place:
+
+* ``{points[q1]}`` from ``grading.toml`` ``[points]`` (``{points[total]}`` the sum; a following
+  `` points`` word agrees in number: ``1 point``, ``4 points``);
+* ``{assignment[KEY]}`` from ``grading.toml`` ``[assignment]`` (``num_epochs``, ``learning_rate``,
+  ``seed``, ``minibatch_size``, ``features``, ``train_size``, ``test_size``, ``rows``,
+  ``data_first``, ``data_end``, ``train_percent``, ``test_percent``, ``standardise``);
+* lines between ``# IF assignment[KEY]`` and ``# END IF`` (in markdown ``<!-- IF
+  assignment[KEY] -->`` and ``<!-- END IF -->``) are kept only when the setting is true;
+* ``{expected[KEY]}`` from the answer key the reference solution produced (``train_accuracy``,
+  ``test_accuracy``: ``92.86``; ``first_loss``, ``last_loss``: ``0.38849``).
 
 Command line (from the repository root)::
 
@@ -49,7 +57,9 @@ SOLUTION_ONLY_TAG = "solution-only"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker># BEGIN SOLUTION|# END SOLUTION|# STUB:)"
                      r"(?P<rest>.*)$")
 _STUB_MESSAGE = re.compile(r"^q\d+: \S.*$")
-_POINTS = re.compile(r"\{points\[(?P<key>\w+)\]\}(?P<word> points?\b)?")
+_PLACEHOLDER = re.compile(r"\{(?P<table>points|assignment|expected)\[(?P<key>\w+)\]\}"
+                          r"(?P<word> points?\b)?")
+_ANY_PLACEHOLDER = re.compile(r"\{(?P<table>[a-z_]+)\[(?P<key>\w+)\]\}")
 
 
 class MarkerError(ValueError):
@@ -68,21 +78,117 @@ def _points_table(points: dict | None) -> dict[str, float]:
     return table
 
 
-def fill_points(text: str, points: dict[str, float], where: str = "markdown") -> str:
-    """Replace ``{points[qN]}`` / ``{points[total]}`` placeholders in ``text``."""
+def assignment_table(assignment) -> dict[str, object]:
+    """``{assignment[KEY]}`` values of a :class:`~adaline_kit.settings.Assignment`."""
+    table = dict(assignment.run_settings())
+    table.update(features=list(assignment.features), train_size=assignment.train_size,
+                 test_size=assignment.test_size, rows=assignment.rows,
+                 data_first=assignment.data_rows[0], data_end=assignment.data_rows[1],
+                 train_percent=round(100 * assignment.train_size / assignment.rows),
+                 test_percent=round(100 * assignment.test_size / assignment.rows),
+                 standardise=assignment.standardise)
+    return table
+
+
+def expected_table(key) -> dict[str, str]:
+    """``{expected[KEY]}`` values of an :class:`~adaline_kit.answer_key.AnswerKey`."""
+    accuracies, costs = key.accuracies, key.costs
+    return {"train_accuracy": f"{accuracies['training']:.2f}",
+            "test_accuracy": f"{accuracies['test']:.2f}",
+            "first_loss": f"{costs[0]:.5f}", "last_loss": f"{costs[-1]:.5f}"}
+
+
+class Values:
+    """The placeholder tables; a table not given is read from grading.toml or the recorded
+    answer key when a placeholder first needs it."""
+
+    def __init__(self, points: dict | None = None, assignment=None, key=None):
+        self._given = {"points": points, "assignment": assignment, "expected": key}
+        self._tables: dict[str, dict] = {}
+
+    def table(self, name: str) -> dict:
+        if name not in self._tables:
+            given = self._given[name]
+            if name == "points":
+                self._tables[name] = _points_table(given)
+            elif name == "assignment":
+                self._tables[name] = assignment_table(
+                    given or settings_module.load().assignment)
+            else:
+                from .. import answer_key
+                self._tables[name] = expected_table(given or answer_key.load())
+        return self._tables[name]
+
+
+def _as_values(values) -> Values:
+    return values if isinstance(values, Values) else Values(points=values)
+
+
+def fill_placeholders(text: str, values: Values | dict | None, where: str = "markdown",
+                      code: bool = False) -> str:
+    """Replace ``{points[...]}``, ``{assignment[...]}`` and ``{expected[...]}`` in ``text``
+    (``values`` may be a plain points dict); numbers are written as Python writes them. In
+    markdown (not ``code``, where ``{name[key]}`` is also Python) any other ``{name[key]}`` is
+    an error."""
+    values = _as_values(values)
 
     def replace(match: re.Match) -> str:
-        key = match.group("key")
-        if key not in points:
-            raise MarkerError(f"{where}: unknown points placeholder {{points[{key}]}} "
-                              f"(known: {', '.join(sorted(points))})")
-        value = points[key]
+        name, key = match.group("table"), match.group("key")
+        table = values.table(name)
+        if key not in table:
+            raise MarkerError(f"{where}: unknown placeholder {{{name}[{key}]}} "
+                              f"(known: {', '.join(f'{{{name}[{k}]}}' for k in table)})")
+        value = table[key]
         word = match.group("word")
-        if word:
-            word = " point" if value == 1 else " points"
-        return _format_points(value) + (word or "")
+        if name == "points":
+            if word:
+                word = " point" if value == 1 else " points"
+            return _format_points(value) + (word or "")
+        return str(value) + (word or "")
 
-    return _POINTS.sub(replace, text)
+    text = _PLACEHOLDER.sub(replace, text)
+    unknown = None if code else _ANY_PLACEHOLDER.search(text)
+    if unknown:
+        raise MarkerError(f"{where}: unknown placeholder {unknown.group(0)} (expected "
+                          "{points[qN]}, {assignment[KEY]} or {expected[KEY]})")
+    return text
+
+
+fill_points = fill_placeholders
+
+_CONDITION = re.compile(r"^\s*(?:#|<!--)\s*(?P<kind>IF|END IF)\b\s*(?P<name>[^\s>-]*)\s*(?:-->)?\s*$")
+
+
+def select_conditionals(text: str, values: Values, where: str) -> str:
+    """Keep the lines between ``# IF assignment[KEY]`` (markdown: ``<!-- IF assignment[KEY]
+    -->``) and ``# END IF`` (``<!-- END IF -->``) when the setting is true, drop them otherwise;
+    the marker lines always go. Blocks do not nest."""
+    out, keep, inside = [], True, False
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = _CONDITION.match(line)
+        if match is None:
+            if keep:
+                out.append(line)
+            continue
+        if match.group("kind") == "IF":
+            name = re.fullmatch(r"assignment\[(\w+)\]", match.group("name"))
+            table = values.table("assignment")
+            if inside or name is None or name.group(1) not in table:
+                raise MarkerError(f"{where}, line {number}: expected one 'IF assignment[KEY]' "
+                                  f"per block, KEY one of {', '.join(table)}")
+            inside, keep = True, bool(table[name.group(1)])
+        else:
+            if not inside:
+                raise MarkerError(f"{where}, line {number}: 'END IF' without 'IF'")
+            inside, keep = False, True
+    if inside:
+        raise MarkerError(f"{where}: 'IF' without 'END IF'")
+    return "\n".join(out)
+
+
+def fill_cell(source: str, values: Values, where: str, code: bool) -> str:
+    """One cell's source with its conditional lines selected and its placeholders filled."""
+    return fill_placeholders(select_conditionals(source, values, where), values, where, code)
 
 
 def _blocks(source: str, where: str):
@@ -189,10 +295,13 @@ def _check_ids(master: nbformat.NotebookNode) -> None:
 
 
 def make_student_notebook(master: nbformat.NotebookNode,
-                          points: dict | None = None) -> nbformat.NotebookNode:
-    """The student notebook: solutions replaced by stubs, no outputs, same cell ids."""
+                          points: dict | Values | None = None) -> nbformat.NotebookNode:
+    """The student notebook: solutions replaced by stubs, no outputs, same cell ids.
+
+    ``points``: the placeholder values (a :class:`Values`, or a points dict; default: read
+    grading.toml and the answer key)."""
     _check_ids(master)
-    table = _points_table(points)
+    table = _as_values(points)
     notebook = copy.deepcopy(master)
     cells = []
     for cell in notebook.cells:
@@ -201,12 +310,12 @@ def make_student_notebook(master: nbformat.NotebookNode,
         where = _where(cell)
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.source = student_source(cell.source, where)
+            cell.source = student_source(fill_cell(cell.source, table, where, code=True), where)
             _check_compiles(cell.source, where)
             cell.outputs = []
             cell.execution_count = None
         elif cell.cell_type == "markdown":
-            cell.source = fill_points(cell.source, table, where)
+            cell.source = fill_cell(cell.source, table, where, code=False)
         cells.append(cell)
     notebook.cells = cells
     _check_clean(notebook)
@@ -215,24 +324,25 @@ def make_student_notebook(master: nbformat.NotebookNode,
 
 
 def strip_markers(master: nbformat.NotebookNode,
-                  points: dict | None = None) -> nbformat.NotebookNode:
-    """The completed solution notebook: marker lines removed, solution code and outputs kept."""
+                  points: dict | Values | None = None) -> nbformat.NotebookNode:
+    """The completed solution notebook: marker lines removed, solution code and outputs kept,
+    placeholders filled (``points`` as in :func:`make_student_notebook`)."""
     _check_ids(master)
-    table = _points_table(points)
+    table = _as_values(points)
     notebook = copy.deepcopy(master)
     for cell in notebook.cells:
         where = _where(cell)
         if cell.cell_type == "code":
-            cell.source = solution_source(cell.source, where)
+            cell.source = solution_source(fill_cell(cell.source, table, where, code=True), where)
         elif cell.cell_type == "markdown":
-            cell.source = fill_points(cell.source, table, where)
+            cell.source = fill_cell(cell.source, table, where, code=False)
     nbformat.validate(notebook)
     return notebook
 
 
 def _check_clean(notebook: nbformat.NotebookNode) -> None:
     for cell in notebook.cells:
-        for needle in (BEGIN, END, STUB, "{points["):
+        for needle in (BEGIN, END, STUB, "{points[", "{assignment[", "{expected["):
             if needle in cell.source:
                 raise MarkerError(f"{_where(cell)}: {needle!r} left in the student notebook")
 
@@ -270,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = render(make_student_notebook(master))
         solution_text = render(strip_markers(master)) if args.solution else None
-    except MarkerError as error:
+    except (MarkerError, settings_module.SettingsError) as error:
         print(f"{_shown(args.master)}: {error}", file=sys.stderr)
         return 2
     current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
