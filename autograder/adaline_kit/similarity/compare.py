@@ -48,13 +48,18 @@ def _ratio(x: list[str], y: list[str]) -> float:
 
 def rank(students: Sequence[Student]) -> list[Pair]:
     """Every pair of ``students``, best score first (ties: higher similarity first)."""
+    import numpy as np
+
     students = list(students)
     n = len(students)
-    sims = {q: [[0.0] * n for _ in range(n)] for q in STUBS}
+    sims, wrote = {}, {}
     for q in STUBS:
+        matrix = np.zeros((n, n))
         for i, j in itertools.combinations(range(n), 2):
-            value = _ratio(students[i].code[q].tokens, students[j].code[q].tokens)
-            sims[q][i][j] = sims[q][j][i] = value
+            matrix[i, j] = matrix[j, i] = _ratio(students[i].code[q].tokens,
+                                                 students[j].code[q].tokens)
+        sims[q] = matrix
+        wrote[q] = np.array([bool(s.code[q].tokens) for s in students])
     pairs = []
     for i, j in itertools.combinations(range(n), 2):
         a, b = students[i], students[j]
@@ -64,10 +69,11 @@ def rank(students: Sequence[Student]) -> list[Pair]:
             x, y = a.code[q].tokens, b.code[q].tokens
             if not x and not y:
                 continue
-            value = sims[q][i][j]
-            others = [k for k in range(n) if k not in (i, j) and students[k].code[q].tokens]
-            alike = sum(max(sims[q][i][k], sims[q][j][k]) >= value - MARGIN for k in others)
-            share = alike / len(others) if others else 0.0
+            value = float(sims[q][i, j])
+            others = wrote[q].copy()
+            others[[i, j]] = False
+            alike = np.maximum(sims[q][i], sims[q][j])[others] >= value - MARGIN
+            share = float(alike.mean()) if alike.size else 0.0
             weight = (len(x) + len(y)) / 2
             per_question[q], shares[q] = value, share
             weighted += weight * value
