@@ -27,7 +27,7 @@ class Limits:
     question_seconds: float = 20.0
     cell_seconds: float = 30.0
     submission_seconds: float = 120.0
-    memory_mib: int = 192
+    memory_mib: int = 160
     output_bytes: int = 20000
     max_processes: int = 64
     disk_mib: int = 200
