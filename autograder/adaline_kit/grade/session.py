@@ -2,9 +2,11 @@
 
 If a cell ends the student process (``os._exit``, a crash, a hang past its limit), the session
 starts a new process and runs the cells again without that one, so the rest of the notebook still
-counts. Probes get the time left of their question and of the whole submission; running (or
-re-running) the notebook's cells counts against the submission's time only, never against a
-question's.
+counts. Running (and re-running) the notebook's cells has its own budget, ``submission_seconds``;
+when it runs out, the cells not run yet are skipped (the report names the slowest cells) and the
+questions are still checked. Each question's probes get ``question_seconds`` of their own, so
+slow exploration cells never cost a question its time. Cell magics run as in Jupyter
+(:mod:`.magics`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from ..outcomes import ProbeFailure
 from ..settings import Limits
+from . import magics
 from .sandbox import StudentConnection, Zygote, hidden_paths
 
 STUDENT_USERS = ("adaline-student", "nobody")  # who runs student code when grading as root
@@ -28,7 +31,7 @@ MAX_RESTARTS = 6
 @dataclasses.dataclass
 class CellOutcome:
     index: int
-    status: str  # ok, error, timeout, exit, crash
+    status: str  # ok, error, timeout, exit, crash, skipped
     error: str = ""
 
 
@@ -49,7 +52,8 @@ class Session:
 
     def __init__(self, zygote: Zygote, cells: list[str], limits: Limits, data_file: Path):
         self.zygote = zygote
-        self.cells = cells
+        self.cells = [magics.expand(cell) for cell in cells]
+        self.cell_seconds: dict[int, float] = {}  # how long each cell ran (its last run)
         self.limits = limits
         self.deadline = time.monotonic() + limits.submission_seconds
         self.uid, self.gid = _unprivileged_ids()
@@ -113,17 +117,20 @@ class Session:
                     continue
                 timeout = min(self.limits.cell_seconds, self.remaining())
                 if timeout <= 0:
-                    raise ProbeFailure("timeout", "the submission's time limit was reached "
-                                                  "while running the notebook")
+                    self._skip_rest(index)
+                    return
+                started = time.monotonic()
                 try:
                     reply = self.connection.request("cell", timeout, index=index, source=source)
                 except ProbeFailure as failure:
+                    self.cell_seconds[index] = time.monotonic() - started
                     self.skipped.add(index)
                     self.cell_outcomes.setdefault(index, CellOutcome(
                         index, "timeout" if failure.kind == "timeout" else "crash",
                         failure.message))
                     self.restarts += 1
                     break
+                self.cell_seconds[index] = time.monotonic() - started
                 if reply.get("status") == "timeout":
                     self.skipped.add(index)  # a rerun after a restart would only time out again
                 if reply.get("status") != "ok":
@@ -131,6 +138,17 @@ class Session:
                         index, str(reply.get("status")), str(reply.get("error", ""))[:500]))
             else:
                 return
+
+    def _skip_rest(self, first: int) -> None:
+        """The notebook's time budget is used up: cells from ``first`` on are not run."""
+        slowest = sorted(self.cell_seconds.items(), key=lambda item: -item[1])[:3]
+        named = ", ".join(f"code cell {i + 1} ({seconds:.0f} s)" for i, seconds in slowest)
+        reason = (f"not run: the notebook's cells used up their {self.limits.submission_seconds:g} s"
+                  + (f"; the slowest were {named}" if named else ""))
+        for index in range(first, len(self.cells)):
+            if index not in self.skipped:
+                self.skipped.add(index)
+                self.cell_outcomes.setdefault(index, CellOutcome(index, "skipped", reason))
 
     def ensure_running(self) -> StudentConnection:
         if self.connection is None or not self.connection.alive:
@@ -152,10 +170,10 @@ class Session:
             self.question_deadlines[question] += time.monotonic() - started
         else:
             self.question_deadlines[question] = time.monotonic() + self.limits.question_seconds
-        question_left = self.question_deadlines[question] - time.monotonic()
-        timeout = min(question_left, self.remaining())
+        timeout = self.question_deadlines[question] - time.monotonic()
         if timeout <= 0:
-            raise ProbeFailure("timeout", "the submission's time limit was reached")
+            raise ProbeFailure("timeout", f"{question}'s checks ran longer than "
+                                          f"{self.limits.question_seconds:g} s")
         reply = connection.request("probe", timeout, name=name, args=args)
         status = reply.get("status")
         if status == "ok" and isinstance(reply.get("data"), dict):
