@@ -6,6 +6,7 @@ lose points on its question and get the expected diagnosis, leaving the other qu
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 
@@ -978,3 +979,33 @@ def test_lecture_checks_earn_credit_only_with_the_other_data_run():
     assert faked.score == 0.0
     assert "other data" in faked.checks[1].message
     assert honest.score == round(4.0 * 5 / 7, 4)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[weights.q1]\nlecture_curv = 2\n", "unknown checks in [weights.q1]"),
+    ("[weights.q4]\nother_data = 2\n", "unknown questions in [weights]"),
+    ("[weights.q2]\nother_data = -1\n", "must be a number >= 0"),
+    ("[weights.q2]\nother_data = \"two\"\n", "must be a number >= 0"),
+    ("[weights.q3]\nmodule_structure = 0\nzero_init = 0\noutput_shape = 0\nlecture_curve = 0\n"
+     "lecture_accuracy = 0\nother_data = 0\n", "every check weight 0"),
+    ("[method_rules]\nq1 = 1.5\n", "fraction from 0 to 1"),
+    ("[method_rules]\nq9 = 0.5\n", "unknown questions in [method_rules]"),
+])
+def test_bad_weights_and_method_rules_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "grading.toml"
+    path.write_text("[points]\nq1 = 4\nq2 = 3\nq3 = 3\n" + text)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        grading_settings.load(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_weights_and_method_rules_are_read():
+    path_text = ("[points]\nq1 = 4\n[weights.q1]\nother_data = 5\n[method_rules]\nq2 = 0.25\n")
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "grading.toml"
+        path.write_text(path_text)
+        loaded = grading_settings.load(path)
+    assert loaded.weights["q1"]["other_data"] == 5.0
+    assert loaded.weights["q1"]["gradient_values"] == 2.0  # unchanged default
+    assert loaded.method_rules == {"q1": 0.5, "q2": 0.25, "q3": 0.5}
