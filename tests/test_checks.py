@@ -1009,3 +1009,32 @@ def test_weights_and_method_rules_are_read():
     assert loaded.weights["q1"]["other_data"] == 5.0
     assert loaded.weights["q1"]["gradient_values"] == 2.0  # unchanged default
     assert loaded.method_rules == {"q1": 0.5, "q2": 0.25, "q3": 0.5}
+
+
+def test_cell_magics_run_as_in_jupyter(tmp_path, monkeypatch):
+    """%%time and %%capture run their body; %%writefile writes the file without running it;
+    %time runs its statement; other magics stay no-ops (a stand-in get_ipython)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    from adaline_kit.grade import magics
+
+    monkeypatch.chdir(tmp_path)
+    cells = ["%%time\ndef timed():\n    return 1\n",
+             "%%capture out\ndef captured():\n    return 2\nprint('hidden')\n",
+             "%%writefile helper.py\ndef written():\n    return 3\n",
+             "%matplotlib inline\n%time answer = timed() + captured()\n",
+             "%%timeit\nnever = 1\n"]
+    calls = []
+
+    class Shell:
+        def __getattr__(self, name):
+            return lambda *args: calls.append((name, args[0]))
+
+    namespace = {"get_ipython": lambda: Shell()}
+    for cell in cells:
+        exec(compile(magics.expand(TransformerManager().transform_cell(cell)), "<cell>", "exec"),
+             namespace)
+    assert namespace["answer"] == 3 and "out" in namespace
+    assert (tmp_path / "helper.py").read_text() == "def written():\n    return 3\n"
+    assert "written" not in namespace and "never" not in namespace
+    assert calls == [("run_line_magic", "matplotlib"), ("run_cell_magic", "timeit")]

@@ -35,6 +35,22 @@ class CellOutcome:
     error: str = ""
 
 
+def _cell_error(index: int, source: str, error: str) -> str:
+    """The student process's error for code cell ``index`` in one numbering: drop its own
+    0-based "cell N" (the report says "code cell N+1") and name what the cell defines."""
+    import ast
+    import re
+
+    error = re.sub(rf"\(cell {index}, line (\d+)\)", r"(line \1)", error)
+    error = re.sub(rf"\bcell {index}\b", "this cell", error)
+    try:
+        names = [node.name for node in ast.parse(source).body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    except SyntaxError:
+        names = []
+    return (f"the one that defines {', '.join(names[:3])}: " if names else "") + error
+
+
 def _unprivileged_ids() -> tuple[int | None, int | None]:
     if os.getuid() != 0:
         return None, None
@@ -127,7 +143,7 @@ class Session:
                     self.skipped.add(index)
                     self.cell_outcomes.setdefault(index, CellOutcome(
                         index, "timeout" if failure.kind == "timeout" else "crash",
-                        failure.message))
+                        _cell_error(index, source, failure.message)))
                     self.restarts += 1
                     break
                 self.cell_seconds[index] = time.monotonic() - started
@@ -135,7 +151,8 @@ class Session:
                     self.skipped.add(index)  # a rerun after a restart would only time out again
                 if reply.get("status") != "ok":
                     self.cell_outcomes.setdefault(index, CellOutcome(
-                        index, str(reply.get("status")), str(reply.get("error", ""))[:500]))
+                        index, str(reply.get("status")),
+                        _cell_error(index, source, str(reply.get("error", ""))[:500])))
             else:
                 return
 
