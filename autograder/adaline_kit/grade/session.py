@@ -132,6 +132,13 @@ class Session:
                 if index in self.skipped:
                     continue
                 timeout = min(self.limits.cell_seconds, self.remaining())
+                if timeout <= 0 and index in self.cell_seconds \
+                        and index not in self.cell_outcomes:
+                    # A cell that already ran cleanly is re-run after a restart even past the
+                    # budget (else a late crash would undo the whole notebook), within a second
+                    # budget of the same size.
+                    timeout = min(self.limits.cell_seconds,
+                                  self.remaining() + self.limits.submission_seconds)
                 if timeout <= 0:
                     self._skip_rest(index)
                     return
