@@ -6,6 +6,7 @@ lose points on its question and get the expected diagnosis, leaving the other qu
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 
@@ -84,6 +85,19 @@ Q1_CORRECT = {
         gb = 2.0 * e64.mean().view(1)
         return -gw, -gb
     '''),
+    # The docstring defines yhat as forward(x): recomputing it is within the contract.
+    "recomputes_forward": adaline1('''
+        e = (self.forward(x) - y).view(-1, 1)
+        return -2 * x.t() @ e / y.size(0), -(2 * e.sum() / y.size(0)).view(1)
+    '''),
+    # Mentioning requires_grad (reading it, or asking for False) is not using autograd.
+    "mentions_requires_grad": adaline1('''
+        assert not self.weight.requires_grad
+        e = (yhat - y).view(-1, 1).detach().requires_grad_(False)
+        gw = torch.zeros(self.num_features, 1, requires_grad=False)
+        gw -= 2 * x.t() @ e / y.size(0)
+        return gw, -(2 * e.sum() / y.size(0)).view(1)
+    '''),
 }
 
 Q1_WRONG = {
@@ -113,9 +127,14 @@ Q1_WRONG = {
         (grad_out,) = torch.autograd.grad(loss, out)
         return -x.t() @ grad_out.view(-1, 1), -grad_out.sum().view(1)
     ''')),
-    "own_prediction": ("yhat_ignored", adaline1('''
-        e = (self.forward(x) - y).view(-1, 1)
-        return -2 * x.t() @ e / y.size(0), -(2 * e.sum() / y.size(0)).view(1)
+    "missing_two_over_n": ("missing_two_over_n", adaline1('''
+        e = (yhat - y).view(-1, 1)
+        return -x.t() @ e, -e.sum().view(1)
+    ''')),
+    "wrong_n": ("wrong_n", adaline1('''
+        n = x.size(1)
+        e = (yhat - y).view(-1, 1)
+        return -2 * x.t() @ e / n, -(2 * e.sum() / n).view(1)
     ''')),
     "stub": ("stub_untouched", adaline1('''
         raise NotImplementedError
@@ -554,7 +573,10 @@ BACKWARD_MISTAKES = {
     "sign_flipped": lambda x, yhat, y: tuple(-g for g in _true_negative(x, yhat, y)),
     "sum_not_mean": lambda x, yhat, y: tuple(len(y) * g for g in _true_negative(x, yhat, y)),
     "missing_factor_2": lambda x, yhat, y: tuple(g / 2 for g in _true_negative(x, yhat, y)),
-    "yhat_ignored": lambda x, yhat, y: _true_negative(x, np.zeros_like(yhat), y),
+    "missing_two_over_n": lambda x, yhat, y: tuple(len(y) / 2 * g
+                                                   for g in _true_negative(x, yhat, y)),
+    "wrong_n": lambda x, yhat, y: tuple(len(y) / x.shape[1] * g
+                                        for g in _true_negative(x, yhat, y)),
 }
 
 
@@ -647,19 +669,116 @@ def test_notebook_function_named_grad_is_not_autograd(data, settings):
     assert all(r.score == r.max_score for r in results.values()), describe(results)
 
 
-def test_method_violations_void_the_question(data, settings):
-    for question, key in (("q1", "autograd"), ("q2", "backward"), ("q3", "adam")):
-        implementation = {"q1": Q1_WRONG, "q2": Q2_WRONG, "q3": Q3_WRONG}[question][key][1]
-        result = grade(data, settings, {question: implementation})[question]
-        assert result.score == 0.0
-        assert any(c.method_violation and not c.passed for c in result.checks)
+def test_method_violation_costs_exactly_the_configured_fraction(data, settings):
+    """Right numbers by a forbidden method: every behavioural check passes and the rule takes
+    the [method_rules] fraction of the points, no more; another fraction changes the cost."""
+    import dataclasses
+
+    q1_numbers_by_autograd = adaline1('''
+        out = yhat.detach().clone().requires_grad_(True)
+        loss = torch.mean((out - y) ** 2)
+        (grad_out,) = torch.autograd.grad(loss, out)
+        return -x.t() @ grad_out.view(-1, 1), -grad_out.sum().view(1)
+    ''')
+    q3_sgd_by_hand = ADALINE3 + train_nn('''
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= learning_rate * p.grad
+    ''', optimizer="torch.optim.SGD(model.parameters(), lr=0.0)")
+    cases = (("q1", q1_numbers_by_autograd), ("q2", Q2_WRONG["backward"][1]),
+             ("q3", q3_sgd_by_hand))
+    for fraction in (0.5, 0.25):
+        configured = dataclasses.replace(settings, method_rules={q: fraction for q in LECTURE})
+        for question, implementation in cases:
+            result = grade(data, configured, {question: implementation})[question]
+            method = [c for c in result.checks if c.method_violation]
+            assert len(method) == 1 and not method[0].passed, describe({question: result})
+            assert all(c.passed for c in result.checks if not c.method_violation), \
+                describe({question: result})
+            assert result.score == pytest.approx(result.max_score * (1 - fraction)), \
+                describe({question: result})
 
 
-def test_threshold_zero_in_compute_accuracy(data, settings):
-    results = grade(data, settings, extra_cells=[THRESHOLD_ZERO])
-    for result in results.values():
-        assert result.score < result.max_score
-        assert "threshold_zero" in result.diagnoses, describe(results)
+def test_a_bug_is_scored_by_its_checks_not_zeroed_by_the_method_rule(data, settings):
+    """q3 without zero_grad, or with a hard-coded minibatch size, keeps the credit of its
+    passing checks: the method rule is about the method only."""
+    for implementation in (Q3_WRONG["no_zero_grad"][1], Q3_WRONG["minibatch_ignored"][1]):
+        result = grade(data, settings, {"q3": implementation})["q3"]
+        assert all(c.passed for c in result.checks if c.method_violation), describe({"q3": result})
+        earned = sum(c.weight for c in result.checks if c.passed)
+        total = sum(c.weight for c in result.checks)
+        assert 0 < result.score == pytest.approx(result.max_score * earned / total)
+
+
+def test_given_code_is_the_graders_own_copy(data, settings):
+    """A notebook that edits (or deletes) the given compute_accuracy is graded on its own
+    functions only."""
+    results = grade(data, settings, extra_cells=[THRESHOLD_ZERO, "del train_manual\n"])
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+Q3_RESETS = {
+    "set_to_none_by_hand": '''
+        for p in model.parameters():
+            p.grad = None
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        loss.backward()
+        optimizer.step()
+    ''',
+    "zero_after_step": '''
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        loss.backward()
+        optimizer.step()
+        for p in model.parameters():
+            p.grad.zero_()
+    ''',
+    "guarded_zero": '''
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
+        loss = F.mse_loss(model(x[idx]), y[idx].float())
+        loss.backward()
+        optimizer.step()
+    ''',
+}
+
+
+@pytest.mark.parametrize("style", Q3_RESETS)
+def test_gradient_resets_are_judged_by_what_happened(data, settings, style):
+    results = grade(data, settings, {"q3": ADALINE3 + train_nn(Q3_RESETS[style])})
+    assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+@pytest.mark.parametrize("cheat", ["unused_grad_call", "sgd_lr_zero"])
+def test_token_calls_break_the_method_rule(data, settings, cheat):
+    """A grad() whose result is not used, or an SGD that does not move the parameters, does not
+    satisfy the rule although the call appears."""
+    if cheat == "unused_grad_call":
+        question, implementation = "q2", train_autograd('''
+            yhat = model.forward(x[idx])
+            loss = loss_func(yhat, y[idx])
+            grad(loss, [model.weight, model.bias])
+            e = (yhat - y[idx]).detach().view(-1, 1)
+            with torch.no_grad():
+                model.weight -= learning_rate * 2 * x[idx].t() @ e / len(idx)
+                model.bias -= learning_rate * 2 * e.sum().view(1) / len(idx)
+        ''')
+        diagnosis = "grad_result_unused"
+    else:
+        question, implementation = "q3", ADALINE3 + train_nn(code(NN_STEP) + code('''
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= learning_rate * p.grad
+        '''), optimizer="torch.optim.SGD(model.parameters(), lr=0)")
+        diagnosis = "sgd_not_used"
+    result = grade(data, settings, {question: implementation})[question]
+    method = next(c for c in result.checks if c.method_violation)
+    assert not method.passed and method.diagnosis == diagnosis, describe({question: result})
+    assert result.penalty > 0 and result.score < result.max_score
 
 
 def test_stub_gets_error_status_and_zero(data, settings):
@@ -732,6 +851,68 @@ def test_source_as_one_string(data, settings):
 
 # --- source rules ------------------------------------------------------------------------------
 
+Q1_CHEATS = {
+    "engine_on_parameter": '''
+        w = torch.nn.Parameter(torch.zeros(x.size(1), 1))
+        loss = torch.mean((x @ w - y.view(-1, 1)) ** 2)
+        torch._C._ImperativeEngine().run_backward((loss,), (None,), False, False, (w,), False, False)
+    ''',
+    "fork": '''
+        import os
+        pid = os.fork()
+    ''',
+    "names_from_strings": '''
+        module = __import__("torch." + "func", fromlist=["x"])
+        jac = getattr(module, "jac" + "fwd")
+    ''',
+    "forward_ad": '''
+        import torch.autograd.forward_ad as fwAD
+        with fwAD.dual_level():
+            pass
+    ''',
+    "importlib": '''
+        import importlib
+        functional = importlib.import_module("torch.func")
+    ''',
+    "eval": '''
+        g = eval("torch.autograd." + "grad")
+    ''',
+    "requires_grad_on_input": '''
+        x.requires_grad_()
+    ''',
+    "subprocess": '''
+        import subprocess
+    ''',
+    "multiprocessing_helper": '''
+        run_elsewhere(x)
+    ''',
+}
+
+
+@pytest.mark.parametrize("cheat", Q1_CHEATS)
+def test_q1_rule_is_an_allow_list_that_follows_the_code(cheat):
+    helper = ("import multiprocessing\n\ndef run_elsewhere(x):\n"
+              "    return multiprocessing.Pool(1)\n\n")
+    body = code(Q1_CHEATS[cheat]) + "e = (yhat - y).view(-1, 1)\nreturn -2 * x.t() @ e, None\n"
+    source = inprocess.source_cells([helper + adaline1(body)])
+    findings = source_rules.q1_rule_findings(source_rules.index_source(source))
+    assert findings, cheat
+
+
+def test_q1_rule_allows_what_mentions_autograd_without_using_it():
+    """A notebook function named grad, a local variable named grad, reading .requires_grad and
+    asking for requires_grad=False are all tensor arithmetic."""
+    helper = "def grad(e, x):\n    return x.t() @ e\n\n"
+    body = code('''
+        grad_local = 2 * (yhat - y).view(-1, 1) / y.size(0)
+        assert not x.requires_grad
+        zeros = torch.zeros(1, requires_grad=False)
+        return -grad(grad_local, x), zeros - grad_local.sum().view(1)
+    ''')
+    source = inprocess.source_cells([helper + adaline1(body)])
+    assert source_rules.q1_rule_findings(source_rules.index_source(source)) == []
+
+
 def test_source_rules_resolve_aliases_and_last_definition():
     cells = [
         "import torch\nimport torch.autograd as ag\nfrom torch.autograd import grad as g\n",
@@ -746,26 +927,28 @@ def test_source_rules_resolve_aliases_and_last_definition():
     found = source_rules.usage(index, "train_autograd")
     assert source_rules.calls_autograd_grad(found) and not source_rules.calls_backward(found)
     assert source_rules.usage(index, "train_nn").found
-    assert source_rules.autograd_findings(found)
     whole = source_rules.index_source("\n".join(cells))  # one string with a syntax error in it
     assert source_rules.calls_autograd_grad(source_rules.usage(whole, "train_autograd"))
 
 
 def test_source_rules_q1_allows_own_backward_and_lecture_code():
     index = source_rules.index_source(inprocess.source_cells([Q1_LECTURE]))
-    assert source_rules.autograd_findings(source_rules.usage(index, "Adaline1")) == []
-    helper = ("def helper(x):\n    return x.requires_grad_()\n\n"
+    assert source_rules.q1_rule_findings(index) == []
+    helper = ("def helper(x):\n    return deeper(x)\n\ndef deeper(x):\n"
+              "    return x.requires_grad_()\n\n"
               "class Adaline1:\n    def backward(self, x, yhat, y):\n"
               "        self.backward(x, yhat, y)\n        return helper(x)\n")
-    found = source_rules.usage(source_rules.index_source([helper]), "Adaline1")
-    assert source_rules.autograd_findings(found) == ["requires_grad"]
+    findings = source_rules.q1_rule_findings(source_rules.index_source([helper]))
+    assert findings == [".requires_grad_() (in deeper)"]
 
 
 def test_catalogue_has_required_diagnoses():
     required = {"sum_not_mean", "sign_flipped", "missing_factor_2", "bias_not_reduced",
                 "weight_transposed", "params_never_change", "gradients_accumulate", "ascending",
                 "learning_rate_ignored", "seed_reset_each_epoch", "full_batch", "random_init",
-                "other_optimizer", "output_shape_n1", "integer_labels", "threshold_zero",
+                "other_optimizer", "output_shape_n1", "integer_labels", "missing_two_over_n",
+                "wrong_n", "momentum", "dataloader_shuffle", "seed_missing",
+                "grad_result_unused", "sgd_not_used",
                 "hardcoded_curve", "uses_autograd", "uses_backward_not_grad", "stub_untouched"}
     assert required <= set(diagnoses.BY_KEY)
     assert len(diagnoses.BY_KEY) == len(diagnoses.CATALOGUE)
@@ -796,3 +979,62 @@ def test_lecture_checks_earn_credit_only_with_the_other_data_run():
     assert faked.score == 0.0
     assert "other data" in faked.checks[1].message
     assert honest.score == round(4.0 * 5 / 7, 4)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[weights.q1]\nlecture_curv = 2\n", "unknown checks in [weights.q1]"),
+    ("[weights.q4]\nother_data = 2\n", "unknown questions in [weights]"),
+    ("[weights.q2]\nother_data = -1\n", "must be a number >= 0"),
+    ("[weights.q2]\nother_data = \"two\"\n", "must be a number >= 0"),
+    ("[weights.q3]\nmodule_structure = 0\nzero_init = 0\noutput_shape = 0\nlecture_curve = 0\n"
+     "lecture_accuracy = 0\nother_data = 0\n", "every check weight 0"),
+    ("[method_rules]\nq1 = 1.5\n", "fraction from 0 to 1"),
+    ("[method_rules]\nq9 = 0.5\n", "unknown questions in [method_rules]"),
+])
+def test_bad_weights_and_method_rules_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "grading.toml"
+    path.write_text("[points]\nq1 = 4\nq2 = 3\nq3 = 3\n" + text)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        grading_settings.load(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_weights_and_method_rules_are_read():
+    path_text = ("[points]\nq1 = 4\n[weights.q1]\nother_data = 5\n[method_rules]\nq2 = 0.25\n")
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "grading.toml"
+        path.write_text(path_text)
+        loaded = grading_settings.load(path)
+    assert loaded.weights["q1"]["other_data"] == 5.0
+    assert loaded.weights["q1"]["gradient_values"] == 2.0  # unchanged default
+    assert loaded.method_rules == {"q1": 0.5, "q2": 0.25, "q3": 0.5}
+
+
+def test_cell_magics_run_as_in_jupyter(tmp_path, monkeypatch):
+    """%%time and %%capture run their body; %%writefile writes the file without running it;
+    %time runs its statement; other magics stay no-ops (a stand-in get_ipython)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    from adaline_kit.grade import magics
+
+    monkeypatch.chdir(tmp_path)
+    cells = ["%%time\ndef timed():\n    return 1\n",
+             "%%capture out\ndef captured():\n    return 2\nprint('hidden')\n",
+             "%%writefile helper.py\ndef written():\n    return 3\n",
+             "%matplotlib inline\n%time answer = timed() + captured()\n",
+             "%%timeit\nnever = 1\n"]
+    calls = []
+
+    class Shell:
+        def __getattr__(self, name):
+            return lambda *args: calls.append((name, args[0]))
+
+    namespace = {"get_ipython": lambda: Shell()}
+    for cell in cells:
+        exec(compile(magics.expand(TransformerManager().transform_cell(cell)), "<cell>", "exec"),
+             namespace)
+    assert namespace["answer"] == 3 and "out" in namespace
+    assert (tmp_path / "helper.py").read_text() == "def written():\n    return 3\n"
+    assert "written" not in namespace and "never" not in namespace
+    assert calls == [("run_line_magic", "matplotlib"), ("run_cell_magic", "timeit")]

@@ -38,11 +38,17 @@ def adaline_kit(*args: str, timeout: float = 1200) -> subprocess.CompletedProces
     return subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout)
 
 
-def rates(stdout: str) -> dict:
-    last = stdout.strip().splitlines()[-1]
-    match = RATES.match(last)
-    assert match, f"unexpected last line: {last!r}"
-    return match.groupdict()
+PUBLIC_RATES = re.compile(r"^public checks: catch rate (?P<catch>[\d.]+|n/a)% of (?P<wrong>\d+) "
+                          r"wrong submissions, false-failure rate (?P<false>[\d.]+|n/a)% of "
+                          r"(?P<correct>\d+) correct submissions$")
+
+
+def rates(stdout: str, pattern: re.Pattern = RATES) -> dict:
+    for line in reversed(stdout.strip().splitlines()):
+        match = pattern.match(line)
+        if match:
+            return match.groupdict()
+    raise AssertionError(f"no rates line in: {stdout[-500:]!r}")
 
 
 def corpus_files(group: str) -> list[Path]:
@@ -72,6 +78,26 @@ def test_validate_catches_every_mistake_and_fails_no_correct_answer(corpus_run):
     assert "FAIL" not in completed.stdout
     assert report["catch"] == {"caught": int(figures["wrong"]), "wrong": int(figures["wrong"])}
     assert report["false_failures"]["failed"] == 0
+
+
+def test_public_checks_catch_most_mistakes_and_fail_no_correct_answer(corpus_run):
+    """The public checks run on every correct and wrong case: no correct case fails one, and
+    at least 80 % of the wrong cases fail the public check of their question."""
+    completed, report = corpus_run
+    public = rates(completed.stdout, PUBLIC_RATES)
+    assert int(public["correct"]) == len(corpus_files("correct"))
+    assert int(public["wrong"]) == len(corpus_files("wrong"))
+    assert public["false"] == "0.0", completed.stdout[-4000:]
+    assert float(public["catch"]) >= 80.0, completed.stdout[-4000:]
+    by_case = {c["case"]: c["public"] for c in report["cases"]}
+    # Cheap slips the old two-sample public examples passed, now caught before submission.
+    for name, question in (("q1_missing_two_over_n", "q1"), ("q1_wrong_n", "q1"),
+                           ("q2_seed_each_epoch", "q2"), ("q2_learning_rate_ignored", "q2"),
+                           ("q2_seed_ignored", "q2"), ("q2_dataloader_shuffle", "q2"),
+                           ("q3_no_zero_grad", "q3"), ("q3_momentum", "q3"),
+                           ("q3_minibatch_size_ignored", "q3"), ("q1_uses_autograd", "q1"),
+                           ("q2_backward_not_grad", "q2"), ("q3_adam", "q3")):
+        assert by_case[f"wrong/{name}.ipynb"][question] is False, name
 
 
 def test_every_wrong_case_gets_its_diagnosis_in_words(corpus_run):

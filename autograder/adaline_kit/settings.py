@@ -15,18 +15,31 @@ SETTINGS_FILE = Path(__file__).with_name("grading.toml")
 # The questions the hidden checks grade (``checks.GRADERS``); grading.toml must give each points.
 QUESTIONS = ("q1", "q2", "q3")
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
-TABLES = ("points", "limits", "results", "assignment")
+TABLES = ("points", "limits", "results", "assignment", "weights", "method_rules")
 
 
 class SettingsError(ValueError):
     """``grading.toml`` is malformed; the message is one line: file, place, expected form."""
 
 
+# Each question's behavioural checks and their default weights (relative, within the question).
+CHECK_WEIGHTS = {
+    "q1": {"gradient_shapes": 1.0, "gradient_values": 2.0, "lecture_curve": 2.0,
+           "lecture_accuracy": 1.0, "other_data": 2.0},
+    "q2": {"lecture_curve": 2.0, "lecture_accuracy": 1.0, "final_weights": 1.0,
+           "other_data": 2.0},
+    "q3": {"module_structure": 1.0, "zero_init": 1.0, "output_shape": 1.0, "lecture_curve": 2.0,
+           "lecture_accuracy": 1.0, "other_data": 2.0},
+}
+# Fraction of a question's points that breaking its method rule costs.
+METHOD_RULE_COST = 0.5
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     question_seconds: float = 20.0
     cell_seconds: float = 30.0
-    submission_seconds: float = 120.0
+    submission_seconds: float = 300.0
     memory_mib: int = 160
     output_bytes: int = 20000
     max_processes: int = 64
@@ -77,6 +90,10 @@ class Settings:
     limits: Limits
     hidden_visibility: str = "after_due_date"
     assignment: Assignment = Assignment()
+    weights: dict = dataclasses.field(
+        default_factory=lambda: {q: dict(w) for q, w in CHECK_WEIGHTS.items()})
+    method_rules: dict = dataclasses.field(
+        default_factory=lambda: {q: METHOD_RULE_COST for q in QUESTIONS})
 
     @property
     def max_total(self) -> float:
@@ -193,4 +210,42 @@ def load(path: Path | str = SETTINGS_FILE) -> Settings:
         raise SettingsError(f"{path}: [results] hidden_visibility = {visibility!r}: expected one "
                             f"of {', '.join(repr(v) for v in VISIBILITIES)}")
     return Settings(points=_points(raw, path), limits=_limits(raw, path),
-                    hidden_visibility=visibility, assignment=_assignment(raw, path))
+                    hidden_visibility=visibility, assignment=_assignment(raw, path),
+                    weights=_weights(raw, path), method_rules=_method_rules(raw, path))
+
+
+def _weights(raw: dict, path) -> dict:
+    """``[weights.qN]`` check -> weight over the defaults; ValueError on unknown or bad ones."""
+    table = raw.get("weights", {})
+    unknown = set(table) - set(QUESTIONS)
+    if unknown:
+        raise SettingsError(f"{path}: unknown questions in [weights]: {sorted(unknown)}")
+    weights = {q: dict(w) for q, w in CHECK_WEIGHTS.items()}
+    for question, entries in table.items():
+        bad = sorted(set(entries) - set(CHECK_WEIGHTS[question]))
+        if bad:
+            raise SettingsError(f"{path}: unknown checks in [weights.{question}]: {bad} (known: "
+                             f"{', '.join(CHECK_WEIGHTS[question])})")
+        for name, value in entries.items():
+            if not _number(value) or value < 0:
+                raise SettingsError(f"{path}: [weights.{question}] {name} must be a number >= 0, "
+                                 f"got {value!r}")
+            weights[question][name] = float(value)
+        if not any(weights[question].values()):
+            raise SettingsError(f"{path}: [weights.{question}] gives every check weight 0")
+    return weights
+
+
+def _method_rules(raw: dict, path) -> dict:
+    """``[method_rules]`` question -> cost fraction in [0, 1]; ValueError otherwise."""
+    table = raw.get("method_rules", {})
+    unknown = set(table) - set(QUESTIONS)
+    if unknown:
+        raise SettingsError(f"{path}: unknown questions in [method_rules]: {sorted(unknown)}")
+    rules = {q: METHOD_RULE_COST for q in QUESTIONS}
+    for question, value in table.items():
+        if not _number(value) or not 0 <= value <= 1:
+            raise SettingsError(f"{path}: [method_rules] {question} must be a fraction from 0 to 1, "
+                             f"got {value!r}")
+        rules[question] = float(value)
+    return rules

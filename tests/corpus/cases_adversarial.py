@@ -21,6 +21,19 @@ from casebook import Case
 from edits import adaline1_with_backward, cell_after, code, definition, edit
 
 ZERO = {"q1": {"max": 0}, "q2": {"max": 0}, "q3": {"max": 0}}
+
+
+def _method_max() -> dict:
+    """Question -> the most a submission with right numbers by a forbidden method may keep:
+    its points minus the [method_rules] cost of grading.toml."""
+    from adaline_kit import settings
+
+    loaded = settings.load()
+    return {q: {"max": round(loaded.points[q] * (1 - loaded.method_rules[q]), 4)}
+            for q in loaded.points}
+
+
+METHOD_MAX = _method_max()
 STUB_FEEDBACK = {"q1": ["NotImplementedError"], "q2": ["NotImplementedError"],
                  "q3": ["NotImplementedError"]}
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -383,6 +396,78 @@ FUNC_GRAD_BACKWARD = adaline1_with_backward('''
     return -grad_w, -grad_b
 ''')
 
+ENGINE_BACKWARD = adaline1_with_backward('''
+    w = torch.nn.Parameter(self.weight.clone())
+    b = torch.nn.Parameter(self.bias.clone())
+    loss = torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
+    torch._C._ImperativeEngine().run_backward((loss,), (torch.ones_like(loss),), False, False,
+                                              (), True, False)
+    return -w.grad.detach(), -b.grad.detach()
+''')
+
+FORK_BACKWARD = adaline1_with_backward('''
+    import json
+    import os
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: autograd, then the numbers through the pipe
+        w = self.weight.clone().requires_grad_(True)
+        b = self.bias.clone().requires_grad_(True)
+        loss = torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
+        grad_w, grad_b = torch.autograd.grad(loss, (w, b))
+        os.write(write_end, json.dumps([grad_w.tolist(), grad_b.tolist()]).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        grad_w, grad_b = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return -torch.tensor(grad_w), -torch.tensor(grad_b)
+''')
+
+FORWARD_AD_BACKWARD = adaline1_with_backward('''
+    import importlib
+    transforms = importlib.import_module("torch." + "fu" + "nc")
+    jacobian = getattr(transforms, "jac" + "fwd")
+
+    def mse(w, b):
+        return torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
+
+    grad_w, grad_b = jacobian(mse, argnums=(0, 1))(self.weight, self.bias)
+    return -grad_w, -grad_b
+''')
+
+DUAL_BACKWARD = adaline1_with_backward('''
+    import importlib
+    dual = importlib.import_module("torch.autograd." + "forward_ad")
+    params = torch.cat([self.weight.view(-1), self.bias.view(-1)])
+    gradient = torch.zeros_like(params)
+    for i in range(params.numel()):
+        with dual.dual_level():
+            tangent = torch.zeros_like(params)
+            tangent[i] = 1.0
+            p = dual.make_dual(params, tangent)
+            loss = torch.mean((x @ p[:-1].view(-1, 1) + p[-1:] - y.view(-1, 1)) ** 2)
+            gradient[i] = dual.unpack_dual(loss).tangent
+    return -gradient[:-1].view(-1, 1), -gradient[-1:]
+''')
+
+UNUSED_GRAD_Q2 = edit("train_autograd", (
+    "            negative_grad_w = grad(loss, model.weight, retain_graph=True)[0] * (-1)\n"
+    "            negative_grad_b = grad(loss, model.bias)[0] * (-1)\n",
+    "            grad(loss, [model.weight, model.bias])  # called, never used\n"
+    "            error = (yhat - y[minibatch_idx]).detach().view(-1, 1)\n"
+    "            negative_grad_w = -2 * x[minibatch_idx].t() @ error / error.size(0)\n"
+    "            negative_grad_b = -2 * error.sum().view(1) / error.size(0)\n"))
+
+SGD_LR_ZERO_Q3 = edit("train_nn",
+                      ("torch.optim.SGD(model.parameters(), lr=learning_rate)",
+                       "torch.optim.SGD(model.parameters(), lr=0)"),
+                      ("            optimizer.step()  # parameter -= lr * parameter.grad, for weight and bias\n",
+                       "            optimizer.step()  # lr=0: moves nothing\n"
+                       "            with torch.no_grad():\n"
+                       "                for parameter in model.parameters():\n"
+                       "                    parameter -= learning_rate * parameter.grad\n"))
+
 FUNC_GRAD_HIDDEN_BACKWARD = adaline1_with_backward('''
     def mse(w, b):
         return torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
@@ -575,35 +660,69 @@ CASES = [
     attack("alias_autograd_q1",
            "the reference, but backward gets its gradients from autograd through an alias "
            "imported at import time (from torch.autograd import grad as g)",
-           base="reference", expect={"q1": {"max": 0}, "q2": "full", "q3": "full"},
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd", "autograd"]}, replace=ALIAS_BACKWARD),
     attack("getattr_autograd_q1",
            "the reference, but backward calls autograd through getattr with spelled-out "
            "strings, invisible to a source check",
-           base="reference", expect={"q1": {"max": 0}, "q2": "full", "q3": "full"},
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd", "autograd engine ran"]},
            replace=GETATTR_BACKWARD),
     attack("func_grad_q1", "the reference, but backward uses torch.func.grad",
-           base="reference", expect={"q1": {"max": 0}, "q2": "full", "q3": "full"},
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd"]}, replace=FUNC_GRAD_BACKWARD),
     attack("func_grad_hidden_q1",
            "the reference, but backward reaches torch.func.grad through getattr",
-           base="reference", expect={"q1": {"max": 0}, "q2": "full", "q3": "full"},
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd", "autograd engine ran"]},
            replace=FUNC_GRAD_HIDDEN_BACKWARD),
     attack("hidden_backward_q2",
            "the reference, but train_autograd calls loss.backward() through getattr and keeps "
            "a torch.autograd.grad call that never runs",
-           base="reference", expect={"q1": "full", "q2": {"max": 0}, "q3": "full"},
+           base="reference", expect={"q1": "full", "q2": METHOD_MAX["q2"], "q3": "full"},
            feedback={"q2": ["method_autograd_grad", ".backward() ran"]},
            replace=HIDDEN_BACKWARD_Q2),
     attack("reset_spies",
            "the reference with q1's backward calling autograd through getattr, after cells "
            "that reload torch.autograd (which crashes the process) and unwrap the grader's "
            "autograd wrappers, engine proxy and optimizer hooks by hand",
-           base="reference", expect={"q1": {"max": 0}, "q2": "full", "q3": "full"},
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd"]},
            replace=GETATTR_BACKWARD, add_cells=[RELOAD_AUTOGRAD, UNWRAP_SPIES]),
+    attack("engine_parameter_q1",
+           "the reference, but backward runs PyTorch's engine directly "
+           "(torch._C._ImperativeEngine().run_backward) on nn.Parameter copies of the weights, "
+           "past the engine spy",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "torch._C"]}, replace=ENGINE_BACKWARD),
+    attack("fork_autograd_q1",
+           "the reference, but backward forks (os.fork) and lets the child compute the "
+           "gradients with torch.autograd.grad, out of the spies' sight",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "os.fork"]}, replace=FORK_BACKWARD),
+    attack("forward_ad_strings_q1",
+           "the reference, but backward gets the gradients by forward-mode AD "
+           "(torch.func.jacfwd), its module and function named by strings built at run time",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "computed name"]},
+           replace=FORWARD_AD_BACKWARD),
+    attack("dual_numbers_q1",
+           "the reference, but backward gets the gradients from dual numbers "
+           "(torch.autograd.forward_ad), imported through importlib by a string",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "importlib"]}, replace=DUAL_BACKWARD),
+    attack("unused_grad_call_q2",
+           "the reference, but train_autograd updates with hand-written gradients and calls "
+           "torch.autograd.grad only for show (its result is thrown away)",
+           base="reference", expect={"q1": "full", "q2": METHOD_MAX["q2"], "q3": "full"},
+           diagnosis={"q2": "grad_result_unused"},
+           feedback={"q2": ["method_autograd_grad"]}, replace=UNUSED_GRAD_Q2),
+    attack("sgd_lr_zero_q3",
+           "the reference, but train_nn's SGD has lr=0 and the parameters are updated by hand "
+           "after optimizer.step()",
+           base="reference", expect={"q1": "full", "q2": "full", "q3": METHOD_MAX["q3"]},
+           diagnosis={"q3": "sgd_not_used"},
+           feedback={"q3": ["method_sgd_backward", "learning rate 0"]}, replace=SGD_LR_ZERO_Q3),
     # --- the grader's socket -----------------------------------------------------------------
     attack("socket_forgery",
            "writes forged replies (perfect data, guessed nonces) to every socket of its "

@@ -68,11 +68,18 @@ CASES = [
               (grad_loss_yhat,) = torch.autograd.grad(loss, yhat_leaf)
               return (-x.t() @ grad_loss_yhat.view(-1, 1)), -grad_loss_yhat.sum().view(1)
           ''')),
-    wrong("q1_yhat_ignored", "q1", "yhat_ignored",
-          "backward recomputes the prediction with self.forward(x) instead of using its yhat "
-          "argument.",
-          replace=edit("Adaline1", ("grad_loss_yhat = 2 * (yhat - y)",
-                                    "grad_loss_yhat = 2 * (self.forward(x) - y)"))),
+    wrong("q1_missing_two_over_n", "q1", "missing_two_over_n",
+          "backward drops the 2/n of dL/dyhat = (2/n) (yhat - y): it returns X^T (y - yhat).",
+          replace=adaline1_with_backward('''
+              error = (yhat - y).view(-1, 1)
+              return -torch.mm(x.t(), error), -error.sum().view(1)
+          ''')),
+    wrong("q1_wrong_n", "q1", "wrong_n",
+          "backward takes n = x.size(1), the number of features, instead of the number of "
+          "samples.",
+          replace=edit("Adaline1",
+                       ("grad_loss_yhat.view(-1, 1)) / y.size(0)", "grad_loss_yhat.view(-1, 1)) / x.size(1)"),
+                       (".view(1) / y.size(0)", ".view(1) / x.size(1)"))),
     wrong("q1_integer_labels", "q1", "integer_labels",
           "backward expands X^T (yhat - y) into X^T yhat - X^T y: torch.mm of the float x with "
           "the lecture's integer labels raises a dtype error (torch.mm does not promote, unlike "
@@ -128,7 +135,25 @@ CASES = [
           "train_autograd trains, then returns the lecture's published losses (hard-coded).",
           replace=edit("train_autograd", ("    return cost\n",
                                           f"    return {PUBLISHED!r}\n"))),
+    wrong("q2_seed_missing", "q2", "seed_missing",
+          "train_autograd never calls torch.manual_seed(seed): its shuffles depend on what "
+          "ran before.",
+          replace=edit("train_autograd", ("    torch.manual_seed(seed)\n", ""))),
+    wrong("q2_dataloader_shuffle", "q2", "dataloader_shuffle",
+          "train_autograd takes its minibatches from a DataLoader(..., shuffle=True), which "
+          "draws its own order.",
+          replace=edit("train_autograd", (
+              "        shuffle_idx = torch.randperm(y.size(0), dtype=torch.long)\n"
+              "        for minibatch_idx in torch.split(shuffle_idx, minibatch_size):\n",
+              "        loader = torch.utils.data.DataLoader(torch.arange(y.size(0)),\n"
+              "                                             batch_size=minibatch_size, shuffle=True)\n"
+              "        for minibatch_idx in loader:\n"))),
     # --- q3: Adaline3 and train_nn -------------------------------------------------------------
+    wrong("q3_momentum", "q3", "momentum",
+          "train_nn's SGD uses momentum=0.9.",
+          replace=edit("train_nn", ("torch.optim.SGD(model.parameters(), lr=learning_rate)",
+                                    "torch.optim.SGD(model.parameters(), lr=learning_rate, "
+                                    "momentum=0.9)"))),
     wrong("q3_no_zero_grad", "q3", "gradients_accumulate",
           "optimizer.zero_grad() is missing: the gradients accumulate across steps.",
           replace=edit("train_nn", (ZERO_GRAD_LINE, ""))),
@@ -163,12 +188,6 @@ CASES = [
           replace=edit("Adaline3", ("return self.linear(x).view(-1)",
                                     "return (self.linear(x).view(-1) > 0.5).int()"))),
     # --- every question -----------------------------------------------------------------------
-    Case("threshold_zero", "wrong",
-         "The given compute_accuracy edited to threshold the net inputs at 0 instead of 0.5: "
-         "every question's accuracy check fails (the models themselves are right).",
-         expect={"q1": "loses", "q2": "loses", "q3": "loses"},
-         diagnosis={"q1": "threshold_zero", "q2": "threshold_zero", "q3": "threshold_zero"},
-         replace=edit("compute_accuracy", ("(model.forward(x) > 0.5)", "(model.forward(x) > 0)"))),
     Case("stub_untouched", "wrong",
          "The student notebook submitted as handed out: every part still raises "
          "NotImplementedError.",

@@ -45,6 +45,20 @@ def one_big_cell(notebook):
     return notebook
 
 
+def with_magics(notebook):
+    """%%time / %%capture on the cells defining Adaline1 and train_nn, line magics elsewhere."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if _top_level_span(cell.source, "Adaline1"):
+            cell.source = "%%time\n" + cell.source
+        elif _top_level_span(cell.source, "train_nn"):
+            cell.source = "%%capture captured\n" + cell.source
+        elif _top_level_span(cell.source, "train_autograd"):
+            cell.source = "%matplotlib inline\n%time two = 1 + 1\n" + cell.source
+    return notebook
+
+
 FAILING_EXPLORATION = code('''
     # Trying things out: what does backward give for the first three flowers?
     probe_model = Adaline1(num_features=2)
@@ -123,6 +137,25 @@ CASES = [
                 grad_b = 2.0 * error.mean().view(1)
                 return -grad_w, -grad_b
             ''')),
+    correct("q1_recomputes_forward", "q1 recomputing the outputs with self.forward(x) instead "
+            "of its yhat argument: the docstring defines yhat as forward(x), so this is the "
+            "same number.",
+            replace=edit("Adaline1", ("grad_loss_yhat = 2 * (yhat - y)",
+                                      "grad_loss_yhat = 2 * (self.forward(x) - y)"))),
+    correct("q1_local_grad_helper", "q1 with a local function named grad inside backward "
+            "(shadowing the imported torch.autograd.grad), reading .requires_grad and asking "
+            "for requires_grad=False: no autograd is used.",
+            replace=adaline1_with_backward('''
+                def grad(x, error):
+                    """dL/dw of the MSE: (2/n) X^T (yhat - y), shape (m, 1)."""
+                    return 2 * x.t() @ error / x.size(0)
+
+                assert not self.weight.requires_grad  # plain tensors, as given
+                error = (yhat - y).view(-1, 1)
+                negative_grad_b = torch.zeros(1, requires_grad=False)
+                negative_grad_b -= 2 * error.mean()
+                return -grad(x, error), negative_grad_b
+            ''')),
     # --- q2: train_autograd -----------------------------------------------------------------
     correct("q2_grad_one_call", "q2 with one torch.autograd.grad(loss, [w, b]) call for both "
             "gradients (no retain_graph needed).",
@@ -198,7 +231,31 @@ CASES = [
             "exactly those of y.float() (verified); this is not a mistake.",
             replace=edit("train_nn", ("F.mse_loss(yhat, y[batch].float())", "F.mse_loss(yhat, y[batch])"),
                          ("F.mse_loss(model(x), y.float())", "F.mse_loss(model(x), y)"))),
+    correct("q3_grad_none_by_hand", "q3 resetting the gradients by hand (p.grad = None for "
+            "every parameter before backward) instead of optimizer.zero_grad().",
+            replace=edit("train_nn", (
+                "            optimizer.zero_grad()  # reset the gradients of the previous step\n",
+                "            for parameter in model.parameters():\n"
+                "                parameter.grad = None\n"))),
+    correct("q3_zero_after_step", "q3 zeroing the gradients after optimizer.step() with "
+            "p.grad.zero_(), guarded for the first step.",
+            replace=edit("train_nn",
+                         ("            optimizer.zero_grad()  # reset the gradients of the previous step\n", ""),
+                         ("            optimizer.step()  # parameter -= lr * parameter.grad, for weight and bias\n",
+                          "            optimizer.step()\n"
+                          "            for parameter in model.parameters():\n"
+                          "                if parameter.grad is not None:\n"
+                          "                    parameter.grad.zero_()\n"))),
     # --- whole notebook -------------------------------------------------------------------------
+    correct("edits_given_helpers", "The given compute_accuracy rewritten (threshold 0) and "
+            "train_manual deleted at the end: the grader uses its own copy of given code, so "
+            "only the student's functions are graded.",
+            replace=edit("compute_accuracy", ("(model.forward(x) > 0.5)", "(model.forward(x) > 0)")),
+            add_cells=["del train_manual\n"]),
+    correct("cell_magics", "The cells defining Adaline1 and train_nn start with %%time and "
+            "%%capture, the one defining train_autograd has a %time line and a %matplotlib "
+            "line magic: all run in Jupyter, so they run in grading.",
+            transform=with_magics),
     correct("float_cost_lists", "q2 and q3 return lists of Python floats (.item() and float()) "
             "instead of 0-dim tensors.",
             replace={**edit("train_autograd", ("cost.append(curr_loss)", "cost.append(curr_loss.item())")),

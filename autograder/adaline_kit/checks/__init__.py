@@ -24,13 +24,21 @@ OTHER_DATA_CHECK = "other_data"
 
 
 def credit_lecture_checks(checks: list[CheckResult]) -> list[CheckResult]:
-    """Fail the passed lecture-data checks of a question whose other-data check failed."""
+    """Withhold the credit of the passed lecture-data checks of a question whose other-data
+    check failed (they earn nothing and are shown as withheld, with the reason)."""
     if all(c.passed for c in checks if c.name == OTHER_DATA_CHECK):
         return checks
-    note = ("This matched the lecture's published numbers, but that earns credit only together "
-            "with the run on other data, which did not match (see other_data).")
-    return [dataclasses.replace(c, passed=False, message=f"{c.message}\n{note}".strip())
+    note = ("Withheld: this matches the lecture's published numbers, but that earns credit only "
+            "together with the run on other data, which did not match (see other_data).")
+    return [dataclasses.replace(c, passed=False, withheld=note,
+                                message=f"{note}\n{c.message}".strip())
             if c.name in LECTURE_CHECKS and c.passed else c for c in checks]
+
+
+def weighted(checks: list[CheckResult], weights: dict) -> list[CheckResult]:
+    """The checks with the weights of ``grading.toml`` (``weights``: check name -> weight)."""
+    return [dataclasses.replace(c, weight=float(weights[c.name]))
+            if c.name in weights and not c.method_violation else c for c in checks]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +52,22 @@ class Setup:
     index: source_rules.SourceIndex
 
 
+def _expanded(source: str | list[str]) -> str | list[str]:
+    """The cells as the student process runs them (cell magics expanded, see grade.magics)."""
+    from ..grade import magics
+
+    if isinstance(source, str):
+        return magics.expand(source)
+    return [magics.expand(cell) for cell in source or []]
+
+
 def make_setup(source: str | list[str], rng: np.random.Generator, data) -> Setup:
     return Setup(
         lecture=common.lecture_spec(data),
         other={question: common.other_spec(rng) for question in GRADERS},
         backward=q1.backward_spec(rng),
         structure=q3.structure_spec(rng),
-        index=source_rules.index_source(source),
+        index=source_rules.index_source(_expanded(source)),
     )
 
 
@@ -83,8 +100,10 @@ def grade_questions(probe: Probe, source: str | list[str], settings, rng: np.ran
                                 f"({type(error).__name__}: {error}); please report this.")
             results[question] = QuestionResult(question, 0.0, max_score, "error", [check])
             continue
+        checks = weighted(checks, getattr(settings, "weights", {}).get(question, {}))
+        cost = getattr(settings, "method_rules", {}).get(question, 1.0)
         result = QuestionResult.from_checks(question, max_score, credit_lecture_checks(checks),
-                                            curve)
+                                            curve, method_cost=cost)
         status = context.status()
         if status is not None and result.status != "passed":
             result = dataclasses.replace(result, status=status)

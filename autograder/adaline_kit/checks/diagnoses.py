@@ -19,11 +19,13 @@ Evidence keys used here (a check supplies those relevant to it; missing keys rea
                      ``seed_default``, ``minibatch_size_default``
 ``looks_hardcoded``  losses on other data repeat the lecture's published numbers
 ``lecture_matches``  the lecture-data curve matched
-``threshold_zero``   compute_accuracy equals the accuracy at threshold 0, not 0.5
 ``nonzero_init``     Adaline3 starts from nonzero parameters
 ``optimizers``       optimizer class names that stepped; ``sgd_steps``, ``expected_steps``
-``matches_model_yhat`` the gradients are those at the fresh model's prediction, not at yhat
-``autograd_detail``, ``backward_used``, ``zero_grad_missing``   method-rule findings
+``half_n``, ``n_over_m``  the scales of a gradient missing 2/n, or dividing by m instead of n
+``autograd_detail``, ``backward_used``, ``grad_unused``, ``sgd_unused``/``sgd_detail``
+                     method-rule findings
+``momentum``, ``dataloader_shuffle``, ``seed_missing``, ``matches_last_minibatch``
+                     training-loop evidence (optimizer settings, the source, curve variants)
 """
 
 from __future__ import annotations
@@ -100,13 +102,6 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: e.get("n") not in (None, 1) and e.get("grad_b_size") == e.get("n"),
         "negative_grad_b has {n} elements, one per sample: the bias gradient is a single "
         "number, averaged over the batch (shape (1,))."),
-    # An exact match with the model's own prediction outranks the scale guesses below: a
-    # one-element bias gradient can be about -1 or 0.5 times the true one by chance.
-    Diagnosis(
-        "yhat_ignored",
-        lambda e: bool(e.get("matches_model_yhat")),
-        "Your backward ignores its yhat argument: its gradients are those of the model's own "
-        "prediction. Use the yhat passed to backward(x, yhat, y)."),
     Diagnosis(
         "sum_not_mean",
         lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, ev["n"], 0.02 * ev["n"])),
@@ -114,15 +109,28 @@ CATALOGUE: list[Diagnosis] = [
         "batch instead of averaging. The loss is the mean over the batch, so divide by the "
         "batch size (y.size(0))."),
     Diagnosis(
+        "missing_two_over_n",
+        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999
+                             and _near(s, ev["half_n"], 0.02 * ev["half_n"])),
+        "Your gradient is n/2 = {half_n:g} times too large: the factor 2/n of dL/dyhat = "
+        "(2/n) (yhat - y) is missing (n = {n} samples in this batch)."),
+    Diagnosis(
+        "wrong_n",
+        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999
+                             and _near(s, ev["n_over_m"], 0.02 * ev["n_over_m"])),
+        "Your gradient is n/m = {n_over_m:.3g} times too large: it divides by the number of "
+        "features m = {m} instead of the number of samples n = {n}. n is x.size(0) (or "
+        "y.size(0)); x.size(1) is m."),
+    Diagnosis(
         "sign_flipped",
         lambda e: _any_scale(e, lambda s, c, ev: c < -0.999),
         "Your gradient has the opposite sign: backward must return the NEGATIVE gradient, "
-        "-(dL/dw, dL/db), with dL/dyhat = 2 (yhat - y)."),
+        "-(dL/dw, dL/db), with dL/dyhat = (2/n) (yhat - y)."),
     Diagnosis(
         "missing_factor_2",
         lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, 0.5, 0.01)),
         "Your gradient is half the expected one: the derivative of (yhat - y)**2 is "
-        "2 (yhat - y); the factor 2 is missing."),
+        "2 (yhat - y), so dL/dyhat = (2/n) (yhat - y); the factor 2 is missing."),
     Diagnosis(
         "uses_autograd",
         lambda e: bool(e.get("autograd_detail")),
@@ -133,6 +141,17 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: bool(e.get("backward_used")),
         "train_autograd must compute the gradients with torch.autograd.grad(loss, ...); it "
         "calls .backward() instead."),
+    Diagnosis(
+        "grad_result_unused",
+        lambda e: bool(e.get("grad_unused")),
+        "train_autograd calls torch.autograd.grad but its updates do not use what grad() "
+        "returns: update model.weight and model.bias with learning_rate times the negative "
+        "gradients grad() gives you."),
+    Diagnosis(
+        "sgd_not_used",
+        lambda e: bool(e.get("sgd_unused")),
+        "train_nn must update the model's parameters with optimizer.step() of a "
+        "torch.optim.SGD(model.parameters(), lr=learning_rate); {sgd_detail}."),
     Diagnosis(
         "other_optimizer",
         lambda e: bool(e.get("optimizers")) and set(e["optimizers"]) != {"SGD"},
@@ -166,9 +185,28 @@ CATALOGUE: list[Diagnosis] = [
         "the num_epochs argument."),
     Diagnosis(
         "gradients_accumulate",
-        lambda e: bool(e.get("matches_accumulate")) or bool(e.get("zero_grad_missing")),
+        lambda e: bool(e.get("matches_accumulate")),
         "Gradients accumulate across steps: each update uses the sum of all gradients so far. "
-        "Is zero_grad() missing? Call optimizer.zero_grad() once per minibatch."),
+        "Reset them once per minibatch before backward() (optimizer.zero_grad(), or set each "
+        "parameter's .grad to None)."),
+    Diagnosis(
+        "momentum",
+        lambda e: bool(e.get("momentum")),
+        "Your SGD uses momentum = {momentum:g}: each step also adds a share of the previous "
+        "steps, so the losses leave the plain gradient descent of the lecture. Create it as "
+        "torch.optim.SGD(model.parameters(), lr=learning_rate), without momentum."),
+    Diagnosis(
+        "dataloader_shuffle",
+        lambda e: bool(e.get("dataloader_shuffle")),
+        "Your minibatches come from a DataLoader that shuffles: it draws its own random order, "
+        "not the lecture's. Shuffle with shuffle_idx = torch.randperm(y.size(0), "
+        "dtype=torch.long) once per epoch and cut it with torch.split(shuffle_idx, "
+        "minibatch_size), as train_manual does."),
+    Diagnosis(
+        "seed_missing",
+        lambda e: bool(e.get("seed_missing")) and not e.get("flat"),
+        "Your training never calls torch.manual_seed(seed), so its shuffles depend on whatever "
+        "ran before: call torch.manual_seed(seed) once, before the epoch loop."),
     Diagnosis(
         "seed_reset_each_epoch",
         lambda e: bool(e.get("matches_seed_each_epoch")),
@@ -205,11 +243,6 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: bool(e.get("ascending")),
         "The loss increases during training: the parameters move up the gradient. Add the "
         "learning rate times the NEGATIVE gradient (or subtract the gradient)."),
-    Diagnosis(
-        "threshold_zero",
-        lambda e: bool(e.get("threshold_zero")),
-        "compute_accuracy predicts class 1 when the net input is > 0; the labels are 0 and 1, "
-        "so Adaline's threshold is 0.5."),
 ]
 
 BY_KEY = {entry.key: entry for entry in CATALOGUE}
@@ -217,7 +250,8 @@ BY_KEY = {entry.key: entry for entry in CATALOGUE}
 # Candidate lists for the checks (catalogue order decides priority).
 PROBE_ERRORS = ("stub_untouched", "integer_labels", "loss_detached")
 TRAINING_LOOP = ("params_never_change", "losses_per_minibatch", "num_epochs_ignored",
-                 "gradients_accumulate", "seed_reset_each_epoch", "full_batch", "ascending")
+                 "gradients_accumulate", "momentum", "dataloader_shuffle", "seed_missing",
+                 "seed_reset_each_epoch", "full_batch", "ascending")
 OTHER_RUN = TRAINING_LOOP + ("learning_rate_ignored", "seed_ignored", "minibatch_size_ignored",
                              "hardcoded_curve")
 

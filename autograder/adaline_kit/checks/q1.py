@@ -1,7 +1,8 @@
 """q1: ``Adaline1.backward(x, yhat, y)`` -> (negative_grad_w (m, 1), negative_grad_b (1,)).
 
-Checks (weights): gradient_shapes 1, gradient_values 2, lecture_curve 2, lecture_accuracy 1,
-other_data 2, method_no_autograd (0, voids the question when it fails).
+Checks (default weights, see ``grading.toml``): gradient_shapes 1, gradient_values 2,
+lecture_curve 2, lecture_accuracy 1, other_data 2; method_no_autograd (weight 0: breaking it
+costs the ``[method_rules]`` fraction of the question's points).
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ GRADIENT_RTOL = 1e-4
 
 @dataclasses.dataclass(frozen=True)
 class BackwardSpec:
-    """Fresh random inputs for ``backward``: x (n, m), yhat (n,), y (n,) of 0/1 floats."""
+    """Fresh random inputs for ``backward``: x (n, m), the model's weight (m, 1) and bias (1,),
+    y (n,) of 0/1 floats. ``yhat`` (n,) is forward(x) = x w + b, which the probe passes."""
 
     x: list
-    yhat: list
+    weight: list
+    bias: list
     y: list
+
+    @property
+    def yhat(self) -> list:
+        return forward(self.x, self.weight, self.bias).tolist()
 
     @property
     def n(self) -> int:
@@ -47,8 +54,16 @@ class BackwardSpec:
 CANCELLATION_FLOOR = 0.1
 
 
+def forward(x, weight, bias) -> np.ndarray:
+    """The model's outputs x w + b, shape (n,), as float32 computes them."""
+    x = np.asarray(x, np.float32)
+    return (x @ np.asarray(weight, np.float32).reshape(-1, 1)).reshape(-1) \
+        + np.float32(np.asarray(bias, np.float32).reshape(-1)[0])
+
+
 def backward_spec(rng: np.random.Generator) -> BackwardSpec:
-    """Shapes unlike the lecture's (m = 2, minibatch 10): m in 3..5, n odd in 7..13.
+    """Shapes unlike the lecture's (m = 2, minibatch 10): m in 3..5, n odd in 7..13, and a
+    model that is not at its zero start (random weight and bias, so yhat = forward(x) varies).
 
     Redraws (same ``rng``) until the gradients are well conditioned (see CANCELLATION_FLOOR).
     """
@@ -56,10 +71,11 @@ def backward_spec(rng: np.random.Generator) -> BackwardSpec:
         m = int(rng.integers(3, 6))
         n = int(rng.choice([7, 9, 11, 13]))
         x = rng.normal(size=(n, m)).astype(np.float32)
-        yhat = rng.normal(0.5, 0.6, size=n).astype(np.float32)
+        weight = rng.normal(0.0, 0.6 / np.sqrt(m), size=(m, 1)).astype(np.float32)
+        bias = rng.normal(0.5, 0.2, size=1).astype(np.float32)
         y = rng.permutation(np.arange(n) % 2).astype(np.float32)
-        if cancellation(x, yhat, y) >= CANCELLATION_FLOOR:
-            return BackwardSpec(x.tolist(), yhat.tolist(), y.tolist())
+        if cancellation(x, forward(x, weight, bias), y) >= CANCELLATION_FLOOR:
+            return BackwardSpec(x.tolist(), weight.tolist(), bias.tolist(), y.tolist())
 
 
 def cancellation(x, yhat, y) -> float:
@@ -100,18 +116,19 @@ def _shapes_check(outcome: Outcome, spec: BackwardSpec) -> CheckResult:
                    ("weight_transposed", "bias_not_reduced"))
 
 
-def _scale(got: np.ndarray, expected: np.ndarray, n: int) -> tuple[float, float]:
+def _scale(got: np.ndarray, expected: np.ndarray, spec: BackwardSpec) -> tuple[float, float]:
     """Least-squares scale s (got ~ s * expected) and the cosine of the two vectors.
 
     Two one-element vectors always have cosine +-1, which says nothing; for them the cosine is
-    reported only when the scale is a recognised one (+-1, +-0.5, +-n), else nan.
+    reported only when the scale is a recognised one (+-1, +-0.5, +-n, +-n/2, +-n/m), else nan.
     """
     norm = float(expected @ expected)
     if norm == 0 or got.size != expected.size:
         return float("nan"), float("nan")
     scale = float(got @ expected) / norm
     cosine = scale * np.sqrt(norm) / max(float(np.linalg.norm(got)), 1e-300)
-    if got.size == 1 and not any(abs(abs(scale) - k) <= 0.02 * k for k in (1.0, 0.5, n)):
+    known = (1.0, 0.5, spec.n, spec.n / 2, spec.n / spec.m)
+    if got.size == 1 and not any(abs(abs(scale) - k) <= 0.02 * k for k in known):
         cosine = float("nan")
     return scale, float(cosine)
 
@@ -135,60 +152,55 @@ def _values_check(outcome: Outcome, spec: BackwardSpec) -> CheckResult:
             problems.append(f"the {part} gradient differs from the expected one: yours "
                             f"{common.short(got)}, expected {common.short(expected)} "
                             f"(relative error {error:.2g})")
-            scales.append((part, *_scale(got, expected, spec.n)))
+            scales.append((part, *_scale(got, expected, spec)))
     if len(scales) == 2 and got_w.size == expected_w.size:
         both = _scale(np.concatenate([got_w, got_b]),
-                      np.concatenate([expected_w.reshape(-1), expected_b]), spec.n)
+                      np.concatenate([expected_w.reshape(-1), expected_b]), spec)
         scales.insert(0, ("weight and bias", *both))
-    head = f"On random inputs (x of shape ({spec.n}, {spec.m})): "
+    head = (f"On random inputs (x of shape ({spec.n}, {spec.m}), yhat = forward(x) of a model "
+            "with random weights): ")
     if not problems:
         return verdict(name, True, weight, head + "both negative gradients match the closed "
                                                   "form of the MSE gradient.")
     evidence = Evidence(scales=scales, n=spec.n, m=spec.m, grad_b_size=got_b.size,
                         grad_w_shape=outcome.data["grad_w"]["shape"],
-                        lazy={"matches_model_yhat": lambda: _matches_model_yhat(got_w, got_b,
-                                                                                spec)})
+                        half_n=spec.n / 2, n_over_m=spec.n / spec.m)
     return verdict(name, False, weight, head + "; ".join(problems), evidence,
-                   ("sum_not_mean", "sign_flipped", "missing_factor_2", "bias_not_reduced",
-                    "weight_transposed", "yhat_ignored"))
-
-
-def _matches_model_yhat(got_w: np.ndarray, got_b: np.ndarray, spec: BackwardSpec) -> bool:
-    """The gradients equal those at yhat = 0, the prediction of a fresh (zero) Adaline1."""
-    model_w, model_b = reference.negative_gradients(spec.x, np.zeros(spec.n), spec.y)
-    return got_w.size == model_w.size and got_b.size == 1 \
-        and reference.relative_error(got_w, model_w) <= GRADIENT_RTOL \
-        and reference.relative_error(got_b, model_b) <= GRADIENT_RTOL
+                   ("sum_not_mean", "missing_two_over_n", "wrong_n", "sign_flipped",
+                    "missing_factor_2", "bias_not_reduced", "weight_transposed"))
 
 
 def _method_check(outcomes: list[Outcome], index: source_rules.SourceIndex) -> CheckResult:
+    """The rule: Adaline1 and every function of the notebook it reaches use tensor arithmetic
+    only (an allow-list, see source_rules.q1_rule_findings); autograd never runs."""
     name = "method_no_autograd"
     engine_runs = common.spy_total(outcomes, "engine_runs")
-    found = source_rules.usage(index, "Adaline1")
-    findings = source_rules.autograd_findings(found) if found.found else []
+    findings = source_rules.q1_rule_findings(index)
     problems = []
-    if not found.found:
+    if findings is None:
         problems.append("could not find `class Adaline1` in your notebook's code")
-    if findings:
-        problems.append("the Adaline1 class uses " + ", ".join(findings))
+    elif findings:
+        problems.append("Adaline1 (or code it calls) uses " + ", ".join(findings))
     if engine_runs:
         problems.append(f"PyTorch's autograd engine ran {engine_runs} times while your "
                         "Adaline1 was trained")
     if not problems:
-        return verdict(name, True, 0.0, "Adaline1 computes its gradients without autograd.",
-                       method_violation=True)
-    detail = ", ".join(findings) or ("autograd ran during training" if engine_runs else "")
+        return verdict(name, True, 0.0, "Adaline1 computes its gradients with tensor arithmetic "
+                       "only.", method_violation=True)
+    detail = ", ".join(findings or []) or ("autograd ran during training" if engine_runs else "")
     evidence = Evidence(autograd_detail=detail)
-    return verdict(name, False, 0.0, "; ".join(problems) + ". This question asks for the "
-                   "gradients derived by hand, so it scores 0.", evidence, ("uses_autograd",),
-                   method_violation=True)
+    return verdict(name, False, 0.0, "; ".join(problems) + ". q1's rule: backward computes the "
+                   "gradients by hand, with tensor arithmetic only (no autograd, torch.func, "
+                   "torch._C, nn.Parameter or requires_grad, no processes, no code built at run "
+                   "time).", evidence, ("uses_autograd",), method_violation=True)
 
 
 def grade(ctx: common.QuestionContext, setup) -> tuple[list[CheckResult], dict | None]:
     """All q1 checks; ``setup`` carries the specs drawn up front (see checks.__init__)."""
     lecture, other, bspec = setup.lecture, setup.other["q1"], setup.backward
     backward = ctx.call("q1_backward", {"num_features": bspec.m, "x": bspec.x,
-                                        "yhat": bspec.yhat, "y": bspec.y},
+                                        "weight": bspec.weight, "bias": bspec.bias,
+                                        "y": bspec.y},
                         "calling Adaline1(m).backward(x, yhat, y) on random inputs")
     run = ctx.call("q1_train", lecture.probe_args(),
                    "training Adaline1 with the lecture's loop on the lecture's data")

@@ -1,8 +1,10 @@
 """q3: ``Adaline3(num_features)`` (an nn.Module around one zero-initialised nn.Linear(m, 1),
 forward -> (n,)) and ``train_nn`` (optim.SGD, zero_grad, backward, step, F.mse_loss).
 
-Checks (weights): module_structure 1, zero_init 1, output_shape 1, lecture_curve 2,
-lecture_accuracy 1, other_data 2, method_sgd_backward (0, voids the question when it fails).
+Checks (default weights, see ``grading.toml``): module_structure 1, zero_init 1,
+output_shape 1, lecture_curve 2, lecture_accuracy 1, other_data 2; method_sgd_backward (weight
+0: breaking it costs the ``[method_rules]`` fraction). How gradients are reset is not a rule:
+accumulated gradients show in the loss curves (and get their diagnosis there).
 """
 
 from __future__ import annotations
@@ -71,8 +73,31 @@ def _structure_checks(outcome: Outcome, spec: StructureSpec) -> list[CheckResult
     return checks
 
 
+def _sgd_problem(outcome: Outcome, spec: common.RunSpec) -> str | None:
+    """Why the run's optimizer steps are not SGD with the given learning rate moving the
+    model's parameters (None when they are, or when the run gave no data)."""
+    sgd = (outcome.data or {}).get("sgd")
+    if outcome.failure or not isinstance(sgd, dict):
+        return None
+    if int(sgd.get("exact_steps", 0)) > 0:
+        return None
+    rates = [float(r) for r in sgd.get("learning_rates", [])]
+    if not rates:
+        return (f"on {spec.label}, no optimizer step updated the model's parameters "
+                "(is the optimizer created over model.parameters(), and is step() called?)")
+    if all(abs(r - spec.learning_rate) > 1e-9 * spec.learning_rate for r in rates):
+        shown = ", ".join(f"{r:g}" for r in rates)
+        return (f"on {spec.label}, the optimizer used learning rate {shown}, not the "
+                f"learning_rate argument {spec.learning_rate:g}")
+    return (f"on {spec.label}, optimizer.step() never moved the parameters by learning_rate "
+            "times their gradient")
+
+
 def _method_check(runs: list[tuple[Outcome, common.RunSpec]],
                   index: source_rules.SourceIndex) -> CheckResult:
+    """The rule: Adaline3 holds an nn.Linear; train_nn's updates are the steps of an optim.SGD
+    with the given learning rate (judged by what the steps did, not by the calls' names);
+    gradients come from loss.backward()."""
     name = "method_sgd_backward"
     outcomes = [o for o, _ in runs]
     problems, evidence = [], Evidence()
@@ -83,30 +108,18 @@ def _method_check(runs: list[tuple[Outcome, common.RunSpec]],
         problems.append("Adaline3 does not use torch.nn.Linear")
     if not train.found:
         problems.append("could not find `def train_nn` in your notebook's code")
-    else:
-        if not source_rules.uses_sgd(train):
-            problems.append("train_nn does not create a torch.optim.SGD optimizer")
-        if not source_rules.calls_backward(train):
-            problems.append("train_nn does not call .backward()")
-        if not source_rules.calls_zero_grad(train):
-            problems.append("train_nn never calls zero_grad()")
-            # Only a real training loop (SGD and backward present) "forgot" zero_grad.
-            evidence["zero_grad_missing"] = source_rules.uses_sgd(train) \
-                and source_rules.calls_backward(train)
     for outcome, spec in runs:
         spy = outcome.spy
-        if spy is None:
-            continue
-        steps = spy.get("optimizer_steps", {})
+        steps = (spy or {}).get("optimizer_steps", {})
         if set(steps) - {"SGD"}:
             evidence["optimizers"] = sorted(steps)
             evidence["optimizers_text"] = ", ".join(sorted(steps))
             problems.append(f"optimizer steps counted: {steps}; only SGD is allowed")
-        elif steps.get("SGD", 0) != spec.steps:
-            evidence.update(sgd_steps=steps.get("SGD", 0), epochs=spec.num_epochs)
-            problems.append(f"on {spec.label}, SGD made {steps.get('SGD', 0)} steps; expected "
-                            f"{spec.steps} (one per minibatch: {spec.num_epochs} epochs x "
-                            f"{-(-spec.n // spec.minibatch_size)} minibatches)")
+            continue
+        problem = _sgd_problem(outcome, spec)
+        if problem:
+            evidence.update(sgd_unused=True, sgd_detail=problem)
+            problems.append(problem)
     if common.spy_total(outcomes, "backward") == 0:
         problems.append(".backward() never ran during training")
     if common.spy_total(outcomes, "autograd_grad"):
@@ -114,12 +127,12 @@ def _method_check(runs: list[tuple[Outcome, common.RunSpec]],
                         "optimizer")
     problems = list(dict.fromkeys(problems))
     if not problems:
-        return verdict(name, True, 0.0, "Adaline3 uses nn.Linear and train_nn trains it with "
-                                        "optim.SGD, zero_grad, backward and step.",
+        return verdict(name, True, 0.0, "Adaline3 uses nn.Linear and train_nn's updates are "
+                                        "optim.SGD steps with the given learning rate.",
                        method_violation=True)
-    return verdict(name, False, 0.0, "; ".join(problems) + ". This question asks for the "
-                   "nn.Module / optim.SGD workflow, so it scores 0.", evidence,
-                   ("other_optimizer", "gradients_accumulate", "full_batch"),
+    return verdict(name, False, 0.0, "; ".join(problems) + ". q3's rule: an nn.Linear layer, "
+                   "gradients from loss.backward(), updates by optim.SGD(model.parameters(), "
+                   "lr=learning_rate).step().", evidence, ("other_optimizer", "sgd_not_used"),
                    method_violation=True)
 
 
@@ -131,13 +144,13 @@ def grade(ctx: common.QuestionContext, setup) -> tuple[list[CheckResult], dict |
                    "training your Adaline3 with your train_nn on the lecture's data")
     run_other = ctx.call("q3_train", other.probe_args(),
                          "training your Adaline3 with your train_nn on other data")
+    loop = runs.loop_evidence(setup.index, "train_nn")
     curve, matched = runs.curve_check("lecture_curve", 2.0, run, lecture,
-                                        diagnoses.TRAINING_LOOP,
-                                        published=True)
+                                      diagnoses.TRAINING_LOOP, published=True, extra=loop)
     checks = _structure_checks(structure, sspec) + [
         curve,
         runs.accuracy_check("lecture_accuracy", 1.0, run, lecture),
-        runs.other_run_check("other_data", 2.0, run_other, other, matched),
+        runs.other_run_check("other_data", 2.0, run_other, other, matched, extra=loop),
         _method_check([(run, lecture), (run_other, other)], setup.index),
     ]
     return checks, runs.curve_payload(run, lecture)

@@ -94,8 +94,9 @@ def _looks_hardcoded(costs, spec: RunSpec) -> bool:
 
 
 def curve_check(name: str, weight: float, outcome: Outcome, spec: RunSpec, candidates,
-                published: bool = False) -> tuple[CheckResult, bool]:
-    """Per-epoch losses of ``outcome`` against the reference -> (check, matched)."""
+                published: bool = False, extra: dict | None = None) -> tuple[CheckResult, bool]:
+    """Per-epoch losses of ``outcome`` against the reference -> (check, matched); ``extra``:
+    more evidence for the diagnoses (see :func:`loop_evidence`)."""
     if outcome.failure:
         return failed_check(name, weight, outcome, candidates), False
     costs = [float(c) for c in outcome.data["costs"]]
@@ -118,22 +119,47 @@ def curve_check(name: str, weight: float, outcome: Outcome, spec: RunSpec, candi
         message = (f"Your losses match the reference but differ from the reference solution's "
                    f"recorded losses by up to {off_published:.2g}.")
     message = f"On {spec.label} ({spec.describe()}): {message}\n{table}"
-    return verdict(name, False, weight, message, curve_evidence(costs, spec), candidates), False
+    evidence = curve_evidence(costs, spec, **run_evidence(outcome, extra))
+    return verdict(name, False, weight, message, evidence, candidates), False
+
+
+def loop_evidence(index, name: str) -> dict:
+    """What the source of training function ``name`` (and the code it reaches) shows:
+    ``dataloader_shuffle`` (a DataLoader that shuffles: its own random order, not the
+    lecture's torch.randperm) and ``seed_missing`` (torch.manual_seed is never called)."""
+    from . import source_rules
+
+    found = source_rules.usage(index, name)
+    if not found.found:
+        return {}
+    loaders = [q for q, _ in found.calls if q.endswith("DataLoader")]
+    return {"dataloader_shuffle": bool(loaders) and "shuffle" in found.keywords,
+            "seed_missing": not any(q.endswith("manual_seed") for q, _ in found.calls)}
+
+
+def run_evidence(outcome: Outcome, extra: dict | None) -> dict:
+    """``extra`` plus the optimizer settings a q3 run reported (``momentum``)."""
+    evidence = dict(extra or {})
+    sgd = (outcome.data or {}).get("sgd") if not outcome.failure else None
+    if isinstance(sgd, dict) and float(sgd.get("momentum") or 0) > 0:
+        evidence["momentum"] = float(sgd["momentum"])
+    return evidence
 
 
 # --- accuracy ---------------------------------------------------------------------------------
 
 def accuracy_check(name: str, weight: float, outcome: Outcome, spec: RunSpec) -> CheckResult:
-    """compute_accuracy's output and the accuracy of the returned net inputs (threshold 0.5)
-    against the reference model's accuracy (92.86 % / 93.33 % with the lecture's settings)."""
+    """The accuracy of the returned net inputs (threshold 0.5, the given compute_accuracy's rule,
+    computed here: the grader uses its own copy of given code) against the reference model's
+    accuracy (92.86 % / 93.33 % with the lecture's settings)."""
     if outcome.failure:
         return failed_check(name, weight, outcome)
     _, w, b = spec.reference()
-    lines, passed, threshold_zero = [], True, False
-    nets, accuracies = outcome.data["net_inputs"], outcome.data["accuracies"]
-    if not len(nets) == len(accuracies) == len(spec.evaluate):
+    lines, passed = [], True
+    nets = outcome.data["net_inputs"]
+    if len(nets) != len(spec.evaluate):
         return verdict(name, False, weight, "the model could not be evaluated on every split")
-    for (label, x, y), encoded, reported in zip(spec.evaluate, nets, accuracies):
+    for (label, x, y), encoded in zip(spec.evaluate, nets):
         net = values_of(encoded)
         expected_net = reference.net_inputs(x, w, b)
         expected = reference.accuracy(expected_net, y)
@@ -146,24 +172,17 @@ def accuracy_check(name: str, weight: float, outcome: Outcome, spec: RunSpec) ->
         flips = (net > 0.5) != (expected_net > 0.5)
         net_ok = ours == expected or bool(np.all(np.abs(expected_net[flips] - 0.5)
                                                  < AMBIGUOUS_MARGIN))
-        function_ok = reported is not None and abs(reported - ours) <= 0.01
-        if reported is not None and not function_ok:
-            threshold_zero = threshold_zero or \
-                abs(reported - reference.accuracy(net, y, threshold=0.0)) <= 0.01
-        passed = passed and net_ok and function_ok
-        reported_text = "missing" if reported is None else f"{reported:.2f} %"
-        lines.append(f"{label} accuracy: compute_accuracy gave {reported_text}; your model's net "
-                     f"inputs give {ours:.2f} %; expected {expected:.2f} %")
-        if reported is None:
-            lines.append("compute_accuracy is not defined in your notebook (keep the given one).")
-    evidence = Evidence(threshold_zero=threshold_zero)
-    return verdict(name, passed, weight, "\n".join(lines), evidence, ("threshold_zero",))
+        passed = passed and net_ok
+        lines.append(f"{label} accuracy of your trained model: {ours:.2f} %; expected "
+                     f"{expected:.2f} %")
+    return verdict(name, passed, weight, "\n".join(lines))
 
 
 # --- other data ---------------------------------------------------------------------------------
 
 def other_run_check(name: str, weight: float, outcome: Outcome, spec: RunSpec,
-                    lecture_matched: bool, candidates=diagnoses.OTHER_RUN) -> CheckResult:
+                    lecture_matched: bool, candidates=diagnoses.OTHER_RUN,
+                    extra: dict | None = None) -> CheckResult:
     """Losses, final parameters and net inputs of a run on ``spec`` (not the lecture's data)."""
     if outcome.failure:
         return failed_check(name, weight, outcome, candidates)
@@ -191,7 +210,8 @@ def other_run_check(name: str, weight: float, outcome: Outcome, spec: RunSpec,
     if not problems:
         return verdict(name, True, weight, head + "losses, final parameters and net inputs "
                                                   "match the reference.")
-    evidence = curve_evidence(costs, spec, lecture_matches=lecture_matched)
+    evidence = curve_evidence(costs, spec, lecture_matches=lecture_matched,
+                              **run_evidence(outcome, extra))
     return verdict(name, False, weight, head + "\n".join(problems), evidence, candidates)
 
 

@@ -5,8 +5,9 @@ notebook run skips it too). A name's definition is the LAST top-level ``def``/``
 it across cells (``train_nn = train`` follows one hop to ``def train``). Import aliases are
 resolved (``from torch.autograd import grad as g``, ``import torch.autograd as ag``,
 ``from torch import nn``, ``g = torch.autograd.grad``), so calls are reported by their
-qualified names, e.g. ``torch.autograd.grad``. Helper functions that a definition calls by name
-are inspected too, one level deep.
+qualified names, e.g. ``torch.autograd.grad``. Every function or class of the notebook that a
+definition names (called, or passed as a value) is inspected too, at any depth. q1's rule is an
+allow-list over that code (:func:`q1_rule_findings`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,11 @@ def usage(index: SourceIndex, name: str) -> Usage:
     if node is None:
         return Usage(found=False)
     result = Usage(found=True)
-    _collect(node, index, result, helpers=True, seen={name})
+    seen, queue = {name}, [node]
+    while queue:
+        for helper in _collect(queue.pop(), index, result, seen):
+            seen.add(helper)
+            queue.append(index.definitions[helper])
     return result
 
 
@@ -168,9 +173,11 @@ def _local_aliases(node: ast.AST, aliases: dict) -> dict:
     return local
 
 
-def _collect(node: ast.AST, index: SourceIndex, result: Usage, helpers: bool, seen: set) -> None:
+def _collect(node: ast.AST, index: SourceIndex, result: Usage, seen: set) -> list[str]:
+    """Add what ``node`` uses to ``result``; return the notebook definitions it names that are
+    not in ``seen`` (to be followed)."""
     aliases = _local_aliases(node, index.aliases)
-    called_helpers = []
+    helpers = []
     for child in ast.walk(node):
         if isinstance(child, ast.Call):
             func = child.func
@@ -183,9 +190,6 @@ def _collect(node: ast.AST, index: SourceIndex, result: Usage, helpers: bool, se
                 qualified = "<notebook>." + func.id  # the notebook's own function, not torch's
             if qualified is not None:
                 result.calls.append((qualified, None))
-            if isinstance(func, ast.Name) and func.id in index.definitions \
-                    and func.id not in seen:
-                called_helpers.append(func.id)
             result.keywords.update(k.arg for k in child.keywords if k.arg)
         elif isinstance(child, ast.Attribute):
             result.attributes.add(child.attr)
@@ -194,12 +198,10 @@ def _collect(node: ast.AST, index: SourceIndex, result: Usage, helpers: bool, se
                 result.names.add(qualified)
         elif isinstance(child, ast.Name):
             result.names.add(aliases.get(child.id, child.id))
-    if helpers:
-        for helper in called_helpers:
-            seen.add(helper)
-            helper_node = index.definitions[helper]
-            if isinstance(helper_node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                _collect(helper_node, index, result, helpers=False, seen=seen)
+            if child.id in index.definitions and child.id not in aliases \
+                    and child.id not in seen and child.id not in helpers:
+                helpers.append(child.id)
+    return helpers
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -207,26 +209,6 @@ def _collect(node: ast.AST, index: SourceIndex, result: Usage, helpers: bool, se
 GRAD_FUNCTIONS = ("torch.autograd.grad", "torch.autograd.functional.jacobian")
 SGD_NAMES = ("torch.optim.SGD", "torch.optim.sgd.SGD")
 LINEAR_NAMES = ("torch.nn.Linear", "torch.nn.modules.linear.Linear")
-
-
-def autograd_findings(found: Usage) -> list[str]:
-    """Automatic-differentiation constructs in ``found`` (for a class whose method is named
-    ``backward``, its own ``self.backward(...)`` calls are allowed)."""
-    findings = []
-    if any(n == "torch.autograd" or n.startswith("torch.autograd.") for n in found.names):
-        findings.append("torch.autograd")
-    if any(n.startswith(("torch.func", "functorch")) for n in found.names):
-        findings.append("torch.func")
-    if any(name == "grad" or name.endswith(".grad") and not name.startswith((".", "<notebook>"))
-           for name, _ in found.calls):
-        findings.append("grad(...)")
-    if found.method_calls("backward", except_on="self"):
-        findings.append(".backward()")
-    if {"requires_grad", "requires_grad_"} & (found.attributes | found.keywords):
-        findings.append("requires_grad")
-    if "enable_grad" in found.attributes or any(n.endswith("enable_grad") for n in found.names):
-        findings.append("enable_grad")
-    return sorted(set(findings))
 
 
 def calls_autograd_grad(found: Usage) -> bool:
@@ -245,5 +227,227 @@ def uses_linear(found: Usage) -> bool:
     return found.calls_to(*LINEAR_NAMES)
 
 
-def calls_zero_grad(found: Usage) -> bool:
-    return bool(found.method_calls("zero_grad"))
+
+# --- q1: an allow-list over every piece of the student's code that Adaline1 reaches -----------
+
+# Modules whose plain functions are tensor arithmetic or harmless helpers. Any other module a
+# reached piece of code names (os, sys, subprocess, multiprocessing, importlib, ctypes, ...)
+# breaks the rule.
+ALLOWED_MODULES = ("torch", "math", "numpy", "typing", "functools", "itertools", "operator",
+                   "collections", "dataclasses", "numbers", "statistics", "warnings",
+                   "matplotlib")
+# Parts of torch that are (or reach) automatic differentiation.
+DENIED_TORCH = ("torch.autograd", "torch.func", "torch._", "torch.nn.Parameter",
+                "torch.nn.parameter", "torch.enable_grad", "torch.library", "torch.ops",
+                "torch.utils.checkpoint", "torch.utils.cpp_extension", "torch.jit",
+                "torch.compile", "torch.vmap", "torch.Tensor.backward")
+# Tensor attributes that reach autograd's machinery.
+DENIED_ATTRIBUTES = {"backward": ".backward()", "grad_fn": ".grad_fn", "retain_grad": ".retain_grad()",
+                     "register_hook": ".register_hook()", "_execution_engine": "_execution_engine",
+                     "grad": ".grad"}
+# Built-ins that run code built at run time or reach the interpreter's namespaces.
+DENIED_BUILTINS = ("exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint",
+                   "__builtins__", "__loader__", "__spec__")
+ALLOWED_DUNDERS = ("__init__", "__name__", "__len__", "__getitem__", "__class__")
+
+
+def _is_false(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value in (False, 0)
+
+
+def _denied_name(qualified: str) -> str | None:
+    """Why a fully qualified name breaks the q1 rule, or None."""
+    root = qualified.split(".")[0]
+    if root == "functorch":
+        return qualified
+    if root not in ALLOWED_MODULES:
+        return qualified
+    if root == "torch":
+        if any(qualified == p or qualified.startswith(p if p.endswith("_") else p + ".")
+               for p in DENIED_TORCH):
+            return qualified
+        if any(part in ("backward", "requires_grad_", "grad_fn", "_execution_engine")
+               for part in qualified.split(".")[1:]):
+            return qualified
+    return None
+
+
+class _Q1Walker:
+    """Follows Adaline1 through every notebook definition it names (any depth), collecting what
+    breaks the rule as ``(finding, where)``. Names are resolved by scope: a parameter, local
+    variable or notebook function called ``grad`` is not torch's."""
+
+    def __init__(self, index: SourceIndex):
+        self.index = index
+        self.findings: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.queue: list[str] = []
+
+    def deny(self, finding: str, where: str) -> None:
+        self.findings.setdefault(finding, where)
+
+    def run(self, name: str) -> list[str]:
+        self.follow(name)
+        while self.queue:
+            current = self.queue.pop()
+            node = self.index.definitions[current]
+            self.visit(node, frozenset(), dict(self.index.aliases), current)
+            for tree in self.index.trees:  # Adaline1.backward = something, at the top level
+                for statement in tree.body:
+                    if isinstance(statement, (ast.Assign, ast.AugAssign)):
+                        targets = statement.targets if isinstance(statement, ast.Assign) \
+                            else [statement.target]
+                        if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                               and t.value.id == current for t in targets):
+                            self.visit(statement.value, frozenset(), dict(self.index.aliases),
+                                       current)
+        return [f"{finding} (in {where})" for finding, where in self.findings.items()]
+
+    def follow(self, name: str) -> None:
+        if name in self.index.definitions and name not in self.seen:
+            self.seen.add(name)
+            self.queue.append(name)
+
+    # --- scopes -------------------------------------------------------------------------------
+    @staticmethod
+    def _local_names(node) -> set[str]:
+        args = node.args
+        names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+        names.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+        declared_global = set()
+        for child in ast.walk(node) if not isinstance(node, ast.Lambda) else ():
+            if isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)):
+                names.add(child.id)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                    and child is not node:
+                names.add(child.name)
+            elif isinstance(child, ast.Global):
+                declared_global.update(child.names)
+            elif isinstance(child, ast.arg):
+                names.add(child.arg)
+        return names - declared_global
+
+    def qualify(self, node: ast.AST, scope: frozenset, aliases: dict) -> str | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name) or node.id in scope:
+            return None
+        if node.id not in aliases:
+            return None
+        parts.append(aliases[node.id])
+        return ".".join(reversed(parts))
+
+    # --- the walk -----------------------------------------------------------------------------
+    def visit(self, node: ast.AST, scope: frozenset, aliases: dict, where: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            inner_aliases = dict(aliases)
+            for child in ast.walk(node):
+                if isinstance(child, (ast.Import, ast.ImportFrom)):
+                    _import_aliases(child, inner_aliases)
+            imported = set(inner_aliases) - set(aliases) | {
+                k for k in inner_aliases if inner_aliases[k] != aliases.get(k)}
+            inner = scope | (self._local_names(node) - imported)
+            label = where if isinstance(node, ast.Lambda) else f"{where}.{node.name}" \
+                if where.split(".")[-1] != node.name else where
+            for decorator in getattr(node, "decorator_list", []):
+                self.visit(decorator, scope, aliases, where)
+            for default in node.args.defaults + [d for d in node.args.kw_defaults if d]:
+                self.visit(default, scope, aliases, where)
+            body = node.body if isinstance(node.body, list) else [node.body]
+            for statement in body:
+                self.visit(statement, frozenset(inner), inner_aliases, label)
+            return
+        if isinstance(node, ast.ClassDef):
+            for part in node.bases + [k.value for k in node.keywords] + node.decorator_list:
+                self.visit(part, scope, aliases, where)
+            for statement in node.body:
+                self.visit(statement, scope, aliases,
+                           where if where.split(".")[-1] == node.name else f"{where}.{node.name}")
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            local = {}
+            _import_aliases(node, local)
+            for qualified in local.values():
+                if _denied_name(qualified):
+                    self.deny(f"import {qualified}", where)
+            return
+        if isinstance(node, ast.Name):
+            self._name(node, scope, aliases, where)
+            return
+        if isinstance(node, ast.Attribute):
+            self._attribute(node, scope, aliases, where)
+            return
+        if isinstance(node, ast.Call):
+            self._call(node, scope, aliases, where)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Attribute) and target.attr == "requires_grad" \
+                        and not _is_false(node.value):
+                    self.deny(".requires_grad = True", where)
+        for child in ast.iter_child_nodes(node):
+            self.visit(child, scope, aliases, where)
+
+    def _name(self, node: ast.Name, scope, aliases, where) -> None:
+        name = node.id
+        if name in scope:
+            return
+        if name in aliases:
+            denied = _denied_name(aliases[name])
+            if denied:
+                self.deny(denied, where)
+        elif name in self.index.definitions:
+            self.follow(name)
+        elif name in DENIED_BUILTINS:
+            self.deny(f"{name}()" if not name.startswith("__") else name, where)
+
+    def _attribute(self, node: ast.Attribute, scope, aliases, where) -> None:
+        qualified = self.qualify(node, scope, aliases)
+        if qualified is not None:
+            denied = _denied_name(qualified)
+            if denied:
+                self.deny(denied, where)
+                return
+        attr = node.attr
+        receiver_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+        if attr in DENIED_ATTRIBUTES and not receiver_self:
+            self.deny(DENIED_ATTRIBUTES[attr], where)
+        elif attr.startswith("__") and attr.endswith("__") and attr not in ALLOWED_DUNDERS:
+            self.deny(f".{attr}", where)
+        if qualified is None or not _denied_name(qualified):
+            self.visit(node.value, scope, aliases, where)
+
+    def _call(self, node: ast.Call, scope, aliases, where) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) and func.id not in scope \
+            and func.id not in aliases and func.id not in self.index.definitions else None
+        if name in ("getattr", "setattr", "delattr", "hasattr"):
+            attribute = node.args[1] if len(node.args) > 1 else None
+            if not (isinstance(attribute, ast.Constant) and isinstance(attribute.value, str)):
+                self.deny(f"{name}() with a computed name", where)
+            elif node.args:
+                synthetic = ast.Attribute(value=node.args[0], attr=attribute.value,
+                                          ctx=ast.Load())
+                self._attribute(synthetic, scope, aliases, where)
+        attr = func.attr if isinstance(func, ast.Attribute) else None
+        if attr == "requires_grad_" and not (node.args and _is_false(node.args[0])) \
+                and not any(k.arg == "requires_grad" and _is_false(k.value)
+                            for k in node.keywords):
+            self.deny(".requires_grad_()", where)
+        if attr == "set_grad_enabled" or (self.qualify(func, scope, aliases) or "").endswith(
+                "set_grad_enabled"):
+            if not (node.args and _is_false(node.args[0])):
+                self.deny("torch.set_grad_enabled(True)", where)
+        for keyword in node.keywords:
+            if keyword.arg == "requires_grad" and not _is_false(keyword.value):
+                self.deny("requires_grad=True", where)
+
+
+def q1_rule_findings(index: SourceIndex, name: str = "Adaline1") -> list[str] | None:
+    """What breaks q1's rule in ``name`` and every notebook definition it reaches (None when
+    ``name`` is not defined): anything but tensor arithmetic (autograd, torch.func, torch._C,
+    nn.Parameter, requires_grad turned on, processes, code built at run time)."""
+    if name not in index.definitions:
+        return None
+    return _Q1Walker(index).run(name)

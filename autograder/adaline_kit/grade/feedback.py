@@ -15,8 +15,27 @@ STATUS_NOTES = {
 }
 
 
+def _points(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def check_line(question: QuestionResult, check) -> str:
+    """``[PASS] other_data 2/2``; a method rule shows what breaking it cost instead of points."""
+    mark = "PASS" if check.passed else "WITHHELD" if check.withheld else "FAIL"
+    if check.method_violation:
+        if check.passed:
+            return f"[{mark}] {check.name} (method rule met)"
+        share = question.penalty / question.max_score if question.max_score else 0.0
+        return (f"[{mark}] {check.name} (method rule broken: -{_points(question.penalty)} "
+                f"points, {100 * share:.0f} % of the question)" if question.penalty else
+                f"[{mark}] {check.name} (method rule broken)")
+    earned, possible = question.check_points(check)
+    return f"[{mark}] {check.name} {_points(earned)}/{_points(possible)}"
+
+
 def question_feedback(question: QuestionResult) -> str:
-    """Plain text: a score line, then one line per check (failed ones with their message).
+    """Plain text: a score line, then one line per check with its points (failed and withheld
+    ones with their message).
 
     Leading message lines already shown for an earlier check of the question (one error that
     fails several checks) are not repeated.
@@ -26,8 +45,7 @@ def question_feedback(question: QuestionResult) -> str:
         lines.append(STATUS_NOTES[question.status])
     shown: set[str] = set()
     for check in question.checks:
-        mark = "PASS" if check.passed else "FAIL"
-        lines.append(f"[{mark}] {check.name}")
+        lines.append(check_line(question, check))
         if check.passed or not check.message:
             continue
         message = check.message.splitlines()

@@ -2,9 +2,11 @@
 
 If a cell ends the student process (``os._exit``, a crash, a hang past its limit), the session
 starts a new process and runs the cells again without that one, so the rest of the notebook still
-counts. Probes get the time left of their question and of the whole submission; running (or
-re-running) the notebook's cells counts against the submission's time only, never against a
-question's.
+counts. Running (and re-running) the notebook's cells has its own budget, ``submission_seconds``;
+when it runs out, the cells not run yet are skipped (the report names the slowest cells) and the
+questions are still checked. Each question's probes get ``question_seconds`` of their own, so
+slow exploration cells never cost a question its time. Cell magics run as in Jupyter
+(:mod:`.magics`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from ..outcomes import ProbeFailure
 from ..settings import Limits
+from . import magics
 from .sandbox import StudentConnection, Zygote, hidden_paths
 from .watchdog import Watchdog
 
@@ -32,8 +35,24 @@ MAX_RESTARTS = 6
 @dataclasses.dataclass
 class CellOutcome:
     index: int
-    status: str  # ok, error, timeout, exit, crash
+    status: str  # ok, error, timeout, exit, crash, skipped
     error: str = ""
+
+
+def _cell_error(index: int, source: str, error: str) -> str:
+    """The student process's error for code cell ``index`` in one numbering: drop its own
+    0-based "cell N" (the report says "code cell N+1") and name what the cell defines."""
+    import ast
+    import re
+
+    error = re.sub(rf"\(cell {index}, line (\d+)\)", r"(line \1)", error)
+    error = re.sub(rf"\bcell {index}\b", "this cell", error)
+    try:
+        names = [node.name for node in ast.parse(source).body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    except SyntaxError:
+        names = []
+    return (f"the one that defines {', '.join(names[:3])}: " if names else "") + error
 
 
 def _unprivileged_user() -> tuple[str | None, int | None, int | None]:
@@ -108,7 +127,8 @@ class Session:
     def __init__(self, zygote: Zygote, cells: list[str], limits: Limits, data_file: Path,
                  allow_unconfined: bool = False):
         self.zygote = zygote
-        self.cells = cells
+        self.cells = [magics.expand(cell) for cell in cells]
+        self.cell_seconds: dict[int, float] = {}  # how long each cell ran (its last run)
         self.limits = limits
         self.deadline = time.monotonic() + limits.submission_seconds
         self.user, self.uid, self.gid = _unprivileged_user()
@@ -201,25 +221,47 @@ class Session:
                 if index in self.skipped:
                     continue
                 timeout = min(self.limits.cell_seconds, self.remaining())
+                if timeout <= 0 and index in self.cell_seconds \
+                        and index not in self.cell_outcomes:
+                    # A cell that already ran cleanly is re-run after a restart even past the
+                    # budget (else a late crash would undo the whole notebook), within a second
+                    # budget of the same size.
+                    timeout = min(self.limits.cell_seconds,
+                                  self.remaining() + self.limits.submission_seconds)
                 if timeout <= 0:
-                    raise ProbeFailure("timeout", "the submission's time limit was reached "
-                                                  "while running the notebook")
+                    self._skip_rest(index)
+                    return
+                started = time.monotonic()
                 try:
                     reply = self._request("cell", timeout, index=index, source=source)
                 except ProbeFailure as failure:
+                    self.cell_seconds[index] = time.monotonic() - started
                     self.skipped.add(index)
                     self.cell_outcomes.setdefault(index, CellOutcome(
                         index, "timeout" if failure.kind == "timeout" else "crash",
-                        failure.message))
+                        _cell_error(index, source, failure.message)))
                     self.restarts += 1
                     break
+                self.cell_seconds[index] = time.monotonic() - started
                 if reply.get("status") == "timeout":
                     self.skipped.add(index)  # a rerun after a restart would only time out again
                 if reply.get("status") != "ok":
                     self.cell_outcomes.setdefault(index, CellOutcome(
-                        index, str(reply.get("status")), str(reply.get("error", ""))[:500]))
+                        index, str(reply.get("status")),
+                        _cell_error(index, source, str(reply.get("error", ""))[:500])))
             else:
                 return
+
+    def _skip_rest(self, first: int) -> None:
+        """The notebook's time budget is used up: cells from ``first`` on are not run."""
+        slowest = sorted(self.cell_seconds.items(), key=lambda item: -item[1])[:3]
+        named = ", ".join(f"code cell {i + 1} ({seconds:.0f} s)" for i, seconds in slowest)
+        reason = (f"not run: the notebook's cells used up their {self.limits.submission_seconds:g} s"
+                  + (f"; the slowest were {named}" if named else ""))
+        for index in range(first, len(self.cells)):
+            if index not in self.skipped:
+                self.skipped.add(index)
+                self.cell_outcomes.setdefault(index, CellOutcome(index, "skipped", reason))
 
     def ensure_running(self) -> StudentConnection:
         if self.connection is None or not self.connection.alive:
@@ -241,10 +283,10 @@ class Session:
             self.question_deadlines[question] += time.monotonic() - started
         else:
             self.question_deadlines[question] = time.monotonic() + self.limits.question_seconds
-        question_left = self.question_deadlines[question] - time.monotonic()
-        timeout = min(question_left, self.remaining())
+        timeout = self.question_deadlines[question] - time.monotonic()
         if timeout <= 0:
-            raise ProbeFailure("timeout", "the submission's time limit was reached")
+            raise ProbeFailure("timeout", f"{question}'s checks ran longer than "
+                                          f"{self.limits.question_seconds:g} s")
         reply = self._request("probe", timeout, name=name, args=args)
         status = reply.get("status")
         if status == "ok" and isinstance(reply.get("data"), dict):

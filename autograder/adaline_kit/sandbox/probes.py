@@ -13,21 +13,32 @@ while the student's code ran.
 Probe names and their arguments (``x`` is a list of rows, ``y`` a list of 0/1 labels):
 
 ``inventory``  {} -> {"names": {name: kind}}
-``q1_backward``  {num_features, x, yhat, y} -> {"grad_w", "grad_b", "forward_shape"}
+``q1_backward``  {num_features, x, weight, bias, y} -> {"grad_w", "grad_b", "forward_shape"};
+    sets the model's weight (m, 1) and bias (1,), then calls ``backward(x, forward(x), y)`` as
+    the notebook's contract promises (yhat is always forward(x)).
 ``q1_train``  {x, y, num_epochs, learning_rate, seed, minibatch_size, evaluate: [[x, y], ...]}
     -> {"costs", "weight", "bias", "net_inputs", "accuracies"}; trains the student's
     ``Adaline1`` with the lecture's training loop (the probe's own copy of ``train_manual``).
-``q2_train``  same arguments; trains the lecture's ``Adaline2`` with the student's
-    ``train_autograd``.
+``q2_train``  same arguments (+ optional ``grad_scale``: while it runs, every result of
+    ``torch.autograd.grad`` is multiplied by it, so a training loop that uses grad()'s result
+    takes smaller steps and one that ignores it does not); trains the lecture's ``Adaline2``
+    with the student's ``train_autograd``.
 ``q3_structure``  {num_features, x} -> {"is_module", "linear_layers", "parameters",
     "forward_shape"}
 ``q3_train``  same arguments as ``q1_train``; trains the student's ``Adaline3`` with the
-    student's ``train_nn``.
+    student's ``train_nn``; adds ``"sgd"``: {"exact_steps": optimizer steps over the model's
+    parameters that moved them by exactly -learning_rate x grad, "learning_rates": the
+    learning rates those optimizers used, "momentum": the largest momentum}.
+
+Accuracies are computed by the grader from the returned net inputs (the lecture's given
+``compute_accuracy`` is the grader's own copy, whatever the notebook did to it).
 """
 
 from __future__ import annotations
 
 import torch
+
+from . import spies
 
 CONTRACT_NAMES = (
     "X_train", "X_test", "y_train", "y_test", "loss_func", "train_manual", "compute_accuracy",
@@ -101,7 +112,9 @@ def inventory(ns: dict, args: dict) -> dict:
 def q1_backward(ns: dict, args: dict) -> dict:
     model = _lookup(ns, "Adaline1")(args["num_features"])
     x = _features(args["x"])
-    yhat = torch.tensor(args["yhat"], dtype=torch.float32)
+    model.weight = torch.tensor(args["weight"], dtype=torch.float32).view(-1, 1)
+    model.bias = torch.tensor(args["bias"], dtype=torch.float32).view(1)
+    yhat = model.forward(x)
     y = torch.tensor(args["y"], dtype=torch.float32)
     result = model.backward(x, yhat, y)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -153,15 +166,6 @@ def _net_inputs(model, x: torch.Tensor, what: str) -> dict:
         return encode(model.forward(x) if hasattr(model, "forward") else model(x), what)
 
 
-def _accuracy(ns: dict, model, x, y) -> float | None:
-    """The notebook's own ``compute_accuracy`` on this model, or None when it is missing."""
-    compute_accuracy = ns.get("compute_accuracy")
-    if not callable(compute_accuracy):
-        return None
-    with torch.no_grad():
-        return to_number(compute_accuracy(model, x, y), "compute_accuracy(...)")
-
-
 def _train_and_report(ns: dict, args: dict, model, train) -> dict:
     x, y = _features(args["x"]), _labels(args["y"])
     costs = train(model, x, y, args["num_epochs"], learning_rate=args["learning_rate"],
@@ -170,11 +174,8 @@ def _train_and_report(ns: dict, args: dict, model, train) -> dict:
         raise ProbeError(f"the training function should return the list of per-epoch losses, "
                          f"got {type(costs).__name__}")
     report = {"costs": [to_number(c, f"loss of epoch {i + 1}") for i, c in enumerate(costs)]}
-    report["net_inputs"], report["accuracies"] = [], []
-    for index, (x_eval, y_eval) in enumerate(args.get("evaluate", [])):
-        x_eval, y_eval = _features(x_eval), _labels(y_eval)
-        report["net_inputs"].append(_net_inputs(model, x_eval, "the model's output"))
-        report["accuracies"].append(_accuracy(ns, model, x_eval, y_eval))
+    report["net_inputs"] = [_net_inputs(model, _features(x_eval), "the model's output")
+                             for x_eval, _ in args.get("evaluate", [])]
     return report
 
 
@@ -188,7 +189,16 @@ def q1_train(ns: dict, args: dict) -> dict:
 
 def q2_train(ns: dict, args: dict) -> dict:
     model = LectureAdaline2(len(args["x"][0]))
-    report = _train_and_report(ns, args, model, _lookup(ns, "train_autograd"))
+    spy = spies.active()
+    scale = float(args.get("grad_scale", 1.0))
+    if spy is not None:
+        spy.grad_scale = scale
+    try:
+        report = _train_and_report(ns, args, model, _lookup(ns, "train_autograd"))
+    finally:
+        if spy is not None:
+            spy.grad_scale = 1.0
+    report["grad_scaled"] = spy is not None and scale != 1.0
     report["weight"] = encode(model.weight, "model.weight")
     report["bias"] = encode(model.bias, "model.bias")
     return report
@@ -214,9 +224,63 @@ def q3_structure(ns: dict, args: dict) -> dict:
     }
 
 
+class _StepWatch:
+    """Optimizer step hooks for one run: which steps moved ``parameters`` by exactly
+    -learning_rate x grad (what an SGD with the given learning rate does on its first step)."""
+
+    def __init__(self, parameters, learning_rate: float):
+        self.parameters = list(parameters)
+        self.learning_rate = learning_rate
+        self.exact_steps = 0
+        self.learning_rates: set[float] = set()
+        self.momentum = 0.0
+        self._before = None
+
+    def _mine(self, optimizer) -> list:
+        ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return [p for p in self.parameters if id(p) in ids]
+
+    def pre(self, optimizer, args, kwargs):
+        mine = self._mine(optimizer)
+        if not mine:
+            self._before = None
+            return
+        for group in optimizer.param_groups:
+            if any(p is q for p in group["params"] for q in mine):
+                self.learning_rates.add(float(group.get("lr", float("nan"))))
+                self.momentum = max(self.momentum, float(group.get("momentum", 0.0) or 0.0))
+        self._before = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
+                        for p in mine]
+
+    def post(self, optimizer, args, kwargs):
+        before, self._before = self._before, None
+        if not before or any(g is None for _, _, g in before):
+            return
+        moved = any(bool(torch.any(g != 0)) for _, _, g in before)
+        exact = all(torch.allclose(p.detach() - old, -self.learning_rate * g, rtol=1e-4,
+                                   atol=1e-6 * (1.0 + float(old.abs().max())))
+                    for p, old, g in before)
+        if moved and exact:
+            self.exact_steps += 1
+
+
 def q3_train(ns: dict, args: dict) -> dict:
+    from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                       register_optimizer_step_pre_hook)
+
     model = _lookup(ns, "Adaline3")(len(args["x"][0]))
-    report = _train_and_report(ns, args, model, _lookup(ns, "train_nn"))
+    watch = _StepWatch(model.parameters() if isinstance(model, torch.nn.Module) else [],
+                       float(args["learning_rate"]))
+    handles = [register_optimizer_step_pre_hook(watch.pre),
+               register_optimizer_step_post_hook(watch.post)]
+    try:
+        report = _train_and_report(ns, args, model, _lookup(ns, "train_nn"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    report["sgd"] = {"exact_steps": watch.exact_steps,
+                     "learning_rates": sorted(watch.learning_rates),
+                     "momentum": watch.momentum}
     layers = _linear_layers(model)
     if layers:
         report["weight"] = encode(layers[0].weight, "linear.weight")

@@ -37,10 +37,13 @@ class Spy:
         self._expected: list[tuple[object, str, object]] = []
         self._closures: list[tuple[object, tuple]] = []  # (wrapper, its closure's contents)
         self._hooks: tuple[dict, int, object] | None = None  # (hook dict, key, hook)
+        # While a probe marks gradients (see probes.q2_train), grad() results are scaled.
+        self.grad_scale = 1.0
 
     def reset(self) -> None:
         self.counts.clear()
         self.optimizer_steps.clear()
+        self.grad_scale = 1.0
 
     def guard(self) -> list[str]:
         """Put back every spy that was removed or replaced; return what had been changed."""
@@ -90,6 +93,28 @@ class _EngineProxy:
 
 
 _MISSING = object()
+_ACTIVE: list[Spy] = []
+
+
+def active() -> Spy | None:
+    """The spy :func:`install` put in place in this process, or None."""
+    return _ACTIVE[0] if _ACTIVE else None
+
+
+def _scaling_grad(function, spy: Spy):
+    """``torch.autograd.grad`` that counts its calls and multiplies its results by
+    ``spy.grad_scale`` (1 outside the marked probe runs)."""
+    def grad(*args, **kwargs):
+        spy.counts["autograd_grad"] += 1
+        result = function(*args, **kwargs)
+        scale = spy.grad_scale
+        if scale == 1.0:
+            return result
+        return tuple(None if g is None else g * scale for g in result)
+
+    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(grad, name, getattr(function, name))
+    return grad
 
 
 def _counting(function, spy: Spy, key: str):
@@ -111,7 +136,7 @@ def install() -> Spy:
     spy = Spy()
     proxy = _EngineProxy(Variable._execution_engine, spy)
     Variable._execution_engine = proxy
-    torch.autograd.grad = _counting(torch.autograd.grad, spy, "autograd_grad")
+    torch.autograd.grad = _scaling_grad(torch.autograd.grad, spy)
     torch.autograd.backward = _counting(torch.autograd.backward, spy, "backward")
     # Tensor.backward looks torch.autograd.backward up at call time, so this spy sees it too.
 
@@ -138,4 +163,5 @@ def install() -> Spy:
     ] + [(Spy, name, vars(Spy)[name]) for name in ("reset", "snapshot", "guard")]
     spy._closures = [(wrapper, tuple(cell.cell_contents for cell in wrapper.__closure__))
                      for wrapper in (torch.autograd.grad, torch.autograd.backward, count_step)]
+    _ACTIVE[:] = [spy]
     return spy

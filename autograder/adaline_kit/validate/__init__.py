@@ -23,6 +23,11 @@ of threads, :func:`adaline_kit.grade.runner.grade_submission`: the hardened sand
 
 In the Gradescope mode the diagnoses are read back from the feedback text (results.json carries
 no keys), which checks the same thing from the student's side.
+
+The public checks (the student bundle's ``tests/q*.py``) are also run on every ``correct`` and
+``wrong`` case (:mod:`.public`): a correct case that fails one is a problem; the public catch
+rate (wrong cases whose public checks fail on every question expected to lose) and the public
+false-failure rate are printed beside the hidden ones.
 """
 
 from __future__ import annotations
@@ -382,6 +387,31 @@ def grade_gradescope(cases: list[CorpusCase], jobs: int, autograder: Path | None
         return _run_pool(cases, jobs, grade_one, on_result)
 
 
+PUBLIC_GROUPS = ("correct", "wrong")
+
+
+def run_public(cases: list[CorpusCase], jobs: int) -> dict[str, dict]:
+    """Case label -> question -> whether its public checks pass, for the cases of
+    ``PUBLIC_GROUPS`` (see :mod:`.public`)."""
+    from ..build import paths
+    from .public import public_results_many
+
+    chosen = [c for c in cases if c.group in PUBLIC_GROUPS]
+    if not chosen:
+        return {}
+    found = public_results_many([c.path for c in chosen], paths.STUDENT_NOTEBOOK.parent / "tests",
+                                paths.DATA_FILE, jobs)
+    return {c.label: found.get(str(c.path), {}) for c in chosen}
+
+
+def judge_public(case: CorpusCase, public: dict | None) -> list[str]:
+    """A correct case must pass every public check."""
+    if public is None or case.group != "correct":
+        return []
+    failing = [q for q, e in case.expect.items() if e == "full" and not public.get(q)]
+    return [f"{q}: the public checks fail on a correct submission" for q in failing]
+
+
 def _run_pool(cases, jobs, grade_one, on_result) -> dict[str, Received]:
     received: dict[str, Received] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(cases)))) as pool:
@@ -456,6 +486,7 @@ class CaseResult:
     case: CorpusCase
     received: Received
     problems: list[str]
+    public: dict | None = None  # question -> public checks pass (None: not run)
 
     @property
     def lost(self) -> dict[str, bool]:
@@ -494,6 +525,31 @@ class Validation:
                                                 if e == "full"))
         return failed, len(correct)
 
+    @property
+    def public_caught(self) -> tuple[int, int]:
+        """(wrong cases whose public checks fail on every question expected to lose, wrong
+        cases whose public checks ran)."""
+        wrong = [r for r in self._group("wrong") if r.public is not None]
+        caught = sum(1 for r in wrong if all(r.public.get(q) is False
+                                             for q, e in r.case.expect.items() if e != "full"))
+        return caught, len(wrong)
+
+    @property
+    def public_false_failures(self) -> tuple[int, int]:
+        correct = [r for r in self._group("correct") if r.public is not None]
+        failed = sum(1 for r in correct if judge_public(r.case, r.public))
+        return failed, len(correct)
+
+    def public_line(self) -> str:
+        caught, wrong = self.public_caught
+        failed, correct = self.public_false_failures
+        if not wrong and not correct:
+            return "public checks not run"
+        catch = f"{100 * caught / wrong:.1f}%" if wrong else "n/a"
+        false = f"{100 * failed / correct:.1f}%" if correct else "n/a"
+        return (f"public checks: catch rate {catch} of {wrong} wrong submissions, "
+                f"false-failure rate {false} of {correct} correct submissions")
+
     def rates_line(self) -> str:
         caught, wrong = self.caught
         failed, correct = self.false_failures
@@ -513,13 +569,14 @@ class Validation:
             "catch": {"caught": caught, "wrong": wrong},
             "false_failures": {"failed": failed, "correct": correct},
             "summary": self.rates_line(),
+            "public_summary": self.public_line(),
             "cases": [{
                 "case": r.case.label, "group": r.case.group,
                 "description": r.case.description, "expect": r.case.expect,
                 "diagnosis": r.case.diagnosis, "status": r.received.status,
                 "seed": r.received.seed, "seconds": round(r.received.seconds, 2),
                 "questions": {q: dataclasses.asdict(o) for q, o in r.received.questions.items()},
-                "output": r.received.output, "problems": r.problems,
+                "output": r.received.output, "problems": r.problems, "public": r.public,
             } for r in self.results],
         }
 
@@ -527,19 +584,24 @@ class Validation:
 def validate(cases: list[CorpusCase], jobs: int, gradescope: bool = False,
              autograder: Path | None = None, seed: int | None = None,
              on_result: Progress | None = None,
-             on_build: Callable[[Path], None] | None = None) -> Validation:
-    """Grade ``cases`` and judge each one (see the module docstring)."""
+             on_build: Callable[[Path], None] | None = None, public: bool = True) -> Validation:
+    """Grade ``cases`` and judge each one (see the module docstring); ``public``: also run the
+    public checks on the correct and wrong cases."""
     started = time.monotonic()
     hidden = hidden_code_lines()
     if gradescope:
         received = grade_gradescope(cases, jobs, autograder, on_result, on_build)
     else:
         received = grade_fast(cases, jobs, seed, on_result)
-    results = [CaseResult(case, received[case.label], judge(case, received[case.label], hidden))
+    publics = run_public(cases, jobs) if public else {}
+    results = [CaseResult(case, received[case.label],
+                          judge(case, received[case.label], hidden)
+                          + judge_public(case, publics.get(case.label)),
+                          publics.get(case.label))
                for case in cases]
     return Validation(results, time.monotonic() - started,
                       "gradescope" if gradescope else "fast")
 
 
-__all__ = ["CorpusCase", "CorpusError", "Validation", "default_corpus", "diagnoses_in_text",
+__all__ = ["CorpusCase", "CorpusError", "Validation", "run_public", "judge_public", "default_corpus", "diagnoses_in_text",
            "discover", "hidden_code_lines", "judge", "leaked_lines", "meets", "validate"]

@@ -41,6 +41,7 @@ def _table(validation, questions):
     table.add_column("case", no_wrap=True)
     for question in questions:
         table.add_column(f"{question}\nexpected / got", no_wrap=True)
+    table.add_column("public checks\nfailing", no_wrap=True)
     table.add_column("diagnoses received", overflow="fold")
     table.add_column("result", overflow="fold")
     for result in validation.results:
@@ -57,6 +58,9 @@ def _table(validation, questions):
             ok = expectation is None or meets(expectation, outcome.score, outcome.max_score)
             cells.append(Text(f"{shown} / {outcome.score:g}/{outcome.max_score:g}",
                               style="" if ok else "bold red"))
+        public = result.public
+        cells.append(Text("-" if public is None else
+                          ", ".join(q for q in questions if not public.get(q)) or "none"))
         diagnosed = "; ".join(f"{q}: {', '.join(o.diagnoses)}"
                               for q, o in received.questions.items() if o.diagnoses)
         cells.append(Text(diagnosed or "-"))
@@ -86,17 +90,21 @@ def _table(validation, questions):
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None,
               help="Seed of the hidden checks' random inputs for the fast grader (default: a "
                    "fresh one per case; a failing case shows its seed).")
+@click.option("--public/--no-public", default=True, show_default=True,
+              help="Also run the public checks (the student bundle's tests) on the correct and "
+                   "wrong cases and print their catch and false-failure rates.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write every case's expected and received results, feedback included, "
                    "to this JSON file.")
 def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | None,
-             jobs: int | None, gradescope: bool, seed: int | None,
+             jobs: int | None, gradescope: bool, seed: int | None, public: bool,
              report: Path | None) -> None:
     """Grade the corpus of correct and wrong submissions and check every verdict.
 
     Fails (exit status 1) when a wrong submission keeps full marks on its question, a correct
-    one loses a point, an expected diagnosis is missing or not explained in the feedback, the
-    feedback shows a line of the hidden checks' code, or the grader fails on a case.
+    one loses a point or fails a public check, an expected diagnosis is missing or not
+    explained in the feedback, the feedback shows a line of the hidden checks' code, or the
+    grader fails on a case.
     """
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -131,7 +139,7 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
         with progress:
             validation = run_validation(cases, workers, gradescope, autograder, seed,
                                         on_result=lambda case, received: progress.advance(task),
-                                        on_build=on_build)
+                                        on_build=on_build, public=public)
     except RuntimeError as error:  # e.g. the sandbox did not start
         raise _user_error(str(error).strip().splitlines()[0]) from None
 
@@ -154,6 +162,8 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
     if failures:
         click.echo(f"{len(failures)} of {len(cases)} cases are not graded as the corpus says.")
     click.echo(validation.rates_line())
+    if public:
+        click.echo(validation.public_line())
     sys.stdout.flush()
     if failures:
         sys.exit(1)
