@@ -35,6 +35,37 @@ def credit_lecture_checks(checks: list[CheckResult]) -> list[CheckResult]:
             if c.name in LECTURE_CHECKS and c.passed else c for c in checks]
 
 
+# The check of each question that needs the assignment's computation on inputs drawn at grading
+# time: forged or canned data cannot pass it.
+VALUE_GATES = {"q1": "gradient_values", "q2": OTHER_DATA_CHECK, "q3": OTHER_DATA_CHECK}
+
+
+def withhold_unproven(results: dict, settings) -> dict:
+    """For a submission flagged for tampering (see :mod:`adaline_kit.grade.tampering`): in each
+    question whose value gate (:data:`VALUE_GATES`) failed, withhold every other passed check, so
+    that shapes, structure or lecture numbers a forged probe can produce earn nothing."""
+    note = ("Withheld: this submission's code reached for the grader's machinery, so only checks "
+            "backed by a correct computation on the grader's random inputs count, and "
+            "{gate} did not pass.")
+    gated = {}
+    for question, result in results.items():
+        gate = VALUE_GATES.get(question)
+        if gate is None or any(c.name == gate and c.passed for c in result.checks):
+            gated[question] = result
+            continue
+        reason = note.format(gate=gate)
+        checks = [dataclasses.replace(c, passed=False, withheld=reason,
+                                      message=f"{reason}\n{c.message}".strip())
+                  if c.passed else c for c in result.checks]
+        rescored = QuestionResult.from_checks(
+            question, result.max_score, checks, result.curve,
+            method_cost=getattr(settings, "method_rules", {}).get(question, 1.0))
+        if result.status not in ("passed", "failed"):
+            rescored = dataclasses.replace(rescored, status=result.status)
+        gated[question] = rescored
+    return gated
+
+
 def weighted(checks: list[CheckResult], weights: dict) -> list[CheckResult]:
     """The checks with the weights of ``grading.toml`` (``weights``: check name -> weight)."""
     return [dataclasses.replace(c, weight=float(weights[c.name]))

@@ -165,6 +165,8 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
         message = _cell_summary(cells, probes.summary(questions))
         flags = tampering.scan(loaded.cells) + session.flags
+        if flags:
+            questions = checks.withhold_unproven(questions, settings)
         return SubmissionReport(name, questions, "flagged" if flags else "graded",
                                 _with_note(loaded.note, message), cells,
                                 time.monotonic() - started, session.printed, seed,
