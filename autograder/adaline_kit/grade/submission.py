@@ -23,7 +23,11 @@ from pathlib import Path
 
 import nbformat
 
-MAX_NOTEBOOK_BYTES = 20 << 20
+# A notebook file may carry large stored outputs (plots, printed tables): they are dropped, only
+# code cells are graded. The file itself may be up to MAX_NOTEBOOK_BYTES; its code cells
+# together up to MAX_CODE_BYTES.
+MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_CODE_BYTES = 20 << 20
 MAX_JSON_DEPTH = 100  # a notebook nests a handful of levels (its metadata a few more)
 MAX_CANDIDATES = 10  # notebooks compared in one zip or folder
 NOTEBOOK_NAME = "adaline_autograd.ipynb"
@@ -142,6 +146,10 @@ def _from_text(path: Path, text: str) -> Submission:
         return Submission(path, [], str(error))
     if not cells:
         return Submission(path, [], "the notebook has no code cells")
+    code = sum(len(cell.encode("utf-8")) for cell in cells)
+    if code > MAX_CODE_BYTES:
+        return Submission(path, [], f"its code cells hold {code >> 20} MiB of code, more than "
+                                    f"the {MAX_CODE_BYTES >> 20} MiB allowed")
     return Submission(path, cells)
 
 
@@ -208,7 +216,9 @@ def _load_file(path: Path) -> Submission:
         if zipfile.is_zipfile(path):
             return _load_zip(path)
         if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise ValueError("the file is too large to be this notebook")
+            raise ValueError(f"the file is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB, too large "
+                             "to be this notebook even with its outputs (clear the outputs and "
+                             "submit again)")
         return _from_text(path, path.read_text(encoding="utf-8", errors="replace"))
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         return Submission(path, [], str(error))
