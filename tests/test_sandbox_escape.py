@@ -1,7 +1,7 @@
 """The sandbox holds when ``adaline-kit grade`` runs as root and as an ordinary user.
 
-One small class (the sandbox attacks of ``tests/corpus/cases_escape.py`` and a victim, the
-reference solution) is graded with the real CLI three times: as root (student code runs as
+One class (the whole adversarial corpus, the sandbox attacks of ``tests/corpus/cases_escape.py``
+among them, and a victim, the reference solution) is graded with the real CLI three times: as root (student code runs as
 ``nobody``), and twice as an ordinary user (``unshare -U`` maps this user to uid 1000 without
 any privilege; student code then runs as that same user, kept in by Landlock alone), the second
 time as a resumed run. The grader's environment carries a secret and an extra PYTHONPATH folder.
@@ -30,12 +30,15 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 if str(CORPUS) not in sys.path:
     sys.path.insert(0, str(CORPUS))
 
+import cases_adversarial  # noqa: E402
 import cases_escape  # noqa: E402
+from test_hardening import _meets  # noqa: E402
 
 SETTINGS = load()
 KIT = Path(sys.executable).with_name("adaline-kit")
 SECRET = "s3cret-value-that-must-not-leak"
 ATTACKS = [case.name for case in cases_escape.CASES]
+EVERY_ATTACK = cases_adversarial.CASES + cases_escape.CASES  # the whole adversarial group
 ALLOWED_VARIABLES = {"HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "PATH",
                      "MPLBACKEND", "MPLCONFIGDIR", "OMP_NUM_THREADS", "PYTHONDONTWRITEBYTECODE",
                      "PYTHONNOUSERSITE", "PYTHONPATH", "TMPDIR", "LD_LIBRARY_PATH",
@@ -66,8 +69,8 @@ def graded(tmp_path_factory, reference_notebook):
     os.chmod(root, 0o755)
     inputs = root / "class"
     inputs.mkdir()
-    for name in ATTACKS:
-        shutil.copy(CORPUS / "adversarial" / f"{name}.ipynb", inputs / f"{name}.ipynb")
+    for case in EVERY_ATTACK:
+        shutil.copy(case.path, inputs / case.path.name)
     shutil.copy(reference_notebook, inputs / "victim.ipynb")
     private = root / "private-pythonpath"
     private.mkdir()
@@ -120,6 +123,18 @@ def test_no_attack_gains_a_point_and_the_victim_keeps_full_marks(graded):
         for name in ATTACKS:
             assert _record(out, name)["total"] == 0, (setting, name)
         assert _record(out, "victim")["total"] == SETTINGS.max_total, setting
+
+
+def test_every_attack_keeps_to_its_honest_score_as_root_and_as_an_ordinary_user(graded):
+    """The whole adversarial corpus (its Gradescope-path twin is in test_hardening)."""
+    for setting in _settings(graded):
+        out, _ = graded[setting]
+        for case in EVERY_ATTACK:
+            record = _record(out, case.path.stem)
+            for question, expected in case.expect.items():
+                got = record["questions"][question]
+                assert _meets(got["score"], got["max_score"], expected), (
+                    setting, case.name, question, got, expected)
 
 
 def test_the_zygote_cannot_be_reached_or_signalled(graded):

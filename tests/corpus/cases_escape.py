@@ -127,7 +127,7 @@ PROCESS_HOG = code(r'''
             started += 1
         except OSError:
             break
-    PROCESSES_STARTED = f"PROCESSHOG started={started}"
+    PROCESS_REPORT = f"PROCESSHOG started={started}"
 ''')
 
 MEMORY_HOG = code(r'''
@@ -227,7 +227,7 @@ CASES = [
            replace=stub_with("Adaline1", "raise RuntimeError(pythonpath_report())\n"),
            add_cells=[PYTHONPATH_READ]),
     _reporting("process_hog", "untouched stubs; starts 150 sleeping processes",
-               PROCESS_HOG, "PROCESSES_STARTED"),
+               PROCESS_HOG, "PROCESS_REPORT"),
     attack("memory_hog", "untouched stubs; three forked children each touch as much memory as they may, up to 512 MiB",
            add_cells=[MEMORY_HOG]),
     _reporting("disk_hog", "untouched stubs; writes 12 files of 40 MiB", DISK_HOG,

@@ -40,13 +40,14 @@ class CellOutcome:
 
 
 def _cell_error(index: int, source: str, error: str) -> str:
-    """The student process's error for code cell ``index`` in one numbering: drop its own
-    0-based "cell N" (the report says "code cell N+1") and name what the cell defines."""
+    """The student process's error for code cell ``index`` (0-based) in one numbering: the
+    report already says "code cell N", so drop the process's own "code cell N" and name what
+    the cell defines."""
     import ast
     import re
 
-    error = re.sub(rf"\(cell {index}, line (\d+)\)", r"(line \1)", error)
-    error = re.sub(rf"\bcell {index}\b", "this cell", error)
+    error = re.sub(rf"\(code cell {index + 1}, line (\d+)\)", r"(line \1)", error)
+    error = re.sub(rf"\bcode cell {index + 1}\b", "this cell", error)
     try:
         names = [node.name for node in ast.parse(source).body
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
@@ -133,12 +134,9 @@ class Session:
         self.deadline = time.monotonic() + limits.submission_seconds
         self.user, self.uid, self.gid = _unprivileged_user()
         self.allow_unconfined = allow_unconfined
+        self.data_file = data_file
         self.workdir = _private_workdir(self.uid, self.gid)
-        (self.workdir / "data").mkdir()
-        shutil.copyfile(data_file, self.workdir / "data" / "iris.data")
-        if self.uid is not None:
-            for path in (self.workdir / "data", self.workdir / "data" / "iris.data"):
-                os.chown(path, self.uid, self.gid)
+        self._reset_workdir()
         self.connection: StudentConnection | None = None
         self.skipped: set[int] = set()
         self.cell_outcomes: dict[int, CellOutcome] = {}
@@ -195,9 +193,25 @@ class Session:
                 if flag not in self.flags:
                     self.flags.append(flag)
 
+    def _reset_workdir(self) -> None:
+        """Give a restarted process the folder the first one got: only the data (what the
+        cells wrote is written again as they re-run; files past the disk cap are gone)."""
+        for entry in self.workdir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        (self.workdir / "data").mkdir()
+        shutil.copyfile(self.data_file, self.workdir / "data" / "iris.data")
+        if self.uid is not None:
+            for path in (self.workdir / "data", self.workdir / "data" / "iris.data"):
+                os.chown(path, self.uid, self.gid)
+
     def _start_process(self) -> StudentConnection:
         self._stop_watchdog()
         self._collect_flags()
+        if self.connection is not None:  # a restart
+            self._reset_workdir()
         connection = self.zygote.connect(_process_settings(self.workdir, self.limits))
         self.confinement, confined = describe_confinement(connection.started)
         if not confined and not self.allow_unconfined:

@@ -57,10 +57,11 @@ def _one_line(error: BaseException) -> str:
 
 
 def _student_frame_line(error: BaseException) -> str:
-    """``cell N, line L`` of the innermost frame that belongs to a notebook cell."""
+    """``code cell N, line L`` of the innermost frame that belongs to a notebook cell (N counts
+    the notebook's code cells from 1, as the feedback does)."""
     where = ""
     for frame in traceback.extract_tb(error.__traceback__):
-        if frame.filename.startswith("<cell "):
+        if frame.filename.startswith("<code cell "):
             where = f"{frame.filename[1:-1]}, line {frame.lineno}"
     return where
 
@@ -143,17 +144,17 @@ class StudentProcess:
     def cell(self, request: dict) -> dict:
         index = request["index"]
         try:
-            code = compile(request["source"], f"<cell {index}>", "exec")
+            code = compile(request["source"], f"<code cell {index + 1}>", "exec")
         except SyntaxError as error:
-            return {"status": "error", "error": f"SyntaxError: {error.msg} (cell {index}, line "
-                                                f"{error.lineno})"}
+            return {"status": "error", "error": f"SyntaxError: {error.msg} (code cell "
+                                                f"{index + 1}, line {error.lineno})"}
         try:
             self._guarded(request["timeout"], lambda: exec(code, self.namespace))
         except facade.Interrupted:
-            return {"status": "timeout", "error": f"cell {index} ran longer than "
+            return {"status": "timeout", "error": f"code cell {index + 1} ran longer than "
                                                   f"{request['timeout']:g} s and was stopped"}
         except SystemExit as error:
-            return {"status": "exit", "error": f"cell {index} called exit({error.code!r})"}
+            return {"status": "exit", "error": f"code cell {index + 1} called exit({error.code!r})"}
         except BaseException as error:  # noqa: BLE001 - student code may raise anything
             where = _student_frame_line(error)
             return {"status": "error", "error": _one_line(error) + (f" ({where})" if where else "")}
