@@ -157,7 +157,7 @@ def test_one_row_per_student_with_identity_time_late_and_confinement(graded):
     assert group[0]["student"] == "Bob Copy <bob@example.edu>; Carol Copy <carol@example.edu>"
     # Grading as root: every submission ran as a separate user, and the summary line says so.
     kinds = {r["confinement"] for r in rows}
-    assert len(kinds) == 1 and kinds.pop().startswith("separate user")
+    assert len(kinds) == 1 and kinds.pop().startswith("user ")  # "user nobody + landlock ..."
     line = next(line for line in result.output.splitlines() if "submissions (" in line)
     assert f"confined: 7/7 ({rows[0]['confinement']})" in line
     assert "WARNING" not in result.output

@@ -131,7 +131,7 @@ def test_malformed_answer_key_is_one_line(tmp_path):
     ("learning_rate = 0.01", "learning_rate = -1", "[assignment] learning_rate = -1"),
     ("train_size = 70", "train_size = 100", "[assignment] train_size = 100: expected 2..99"),
     ("seed = 123", "sead = 123", "[assignment] unknown key 'sead'"),
-    ("memory_mib = 640", "memory_mib = 640.5", "[limits] memory_mib = 640.5: expected a positive"),
+    ("memory_mib = 160", "memory_mib = 160.5", "[limits] memory_mib = 160.5: expected a positive"),
     ("[results]", "[resluts]", "unknown table [resluts]"),
     ('hidden_visibility = "after_due_date"', 'hidden_visibility = "later"',
      "[results] hidden_visibility = 'later'"),

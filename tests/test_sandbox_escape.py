@@ -76,7 +76,8 @@ def graded(tmp_path_factory, reference_notebook):
     private.mkdir()
     (private / "instructor_notes.txt").write_text("exam answers")
     env = dict(os.environ, ADALINE_KIT_TEST_SECRET_TOKEN=SECRET,
-               PYTHONPATH=str(private))
+               PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"),
+                                                        str(private)])))
     runs = {}
     if os.getuid() == 0:
         runs["root"] = (root / "root", _grade(inputs, root / "root", env, False))
@@ -240,3 +241,46 @@ def test_grading_unconfined_is_refused_unless_asked_for(tmp_path, reference_note
     assert allowed.returncode == 0, allowed.stderr[-2000:]
     record = json.loads(next((tmp_path / "allowed").glob("*/record.json")).read_text())
     assert record["confinement"].startswith("unconfined"), record["confinement"]
+
+
+def test_no_device_but_the_harmless_ones_opens_for_writing(graded):
+    for setting in _settings(graded):
+        found = _found(graded[setting][0], "device_write")
+        assert found["control"] == "True", found  # its opener works: /dev/null opened
+        assert found["opened"] == "[]", (setting, found)
+
+
+def test_memory_outside_private_pages_counts_too(graded):
+    """memfd files, pages shared between the notebook's processes, orphans left to the zygote."""
+    for setting in _settings(graded):
+        out, _ = graded[setting]
+        for name in ("memfd_memory", "shared_memory_pairs"):
+            message = _record(out, name)["message"]
+            assert f"more than the {SETTINGS.limits.memory_mib} MiB allowed" in message, (
+                setting, name, message)
+        orphans = _record(out, "orphans_outside_tree")
+        assert orphans["status"] == "flagged", orphans  # ctypes
+        report = re.search(cases_escape.REPORTS["orphans_outside_tree"]["q1"],
+                           _report(out, "orphans_outside_tree"))
+        if report:  # the orphans were started and then swept away by the zygote
+            assert int(report["started"]) == 4 and report["alive"] == "0", report.groupdict()
+        else:  # or the memory cap ended the cell first
+            assert "MiB allowed" in orphans["message"], orphans["message"]
+
+
+def test_deleted_files_still_open_count_against_the_disk_cap(graded):
+    for setting in _settings(graded):
+        message = _record(graded[setting][0], "unlinked_disk")["message"]
+        assert f"more than the {SETTINGS.limits.disk_mib} MiB allowed" in message, message
+
+
+def test_frame_walking_and_silencing_the_flags_gain_nothing(graded):
+    for setting in _settings(graded):
+        out, _ = graded[setting]
+        forged = _record(out, "frame_walk_forgery")
+        assert forged["total"] == 0 and forged["status"] == "flagged", forged
+        assert any("walk the call stack" in flag for flag in forged["flags"]), forged["flags"]
+        assert _found(out, "frame_walk_forgery")["found"] == "True"  # it did reach the probes
+        evasion = _record(out, "flag_evasion")
+        # With every socket replaced, the audit hook ends the process rather than stay silent.
+        assert evasion["total"] == 0 and "ended unexpectedly" in evasion["message"], evasion

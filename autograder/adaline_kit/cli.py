@@ -109,3 +109,7 @@ from .export.command import export_grades as export_grades_command  # noqa: E402
 main.add_command(export_grades_command)
 from .similarity.command import similarity as similarity_command  # noqa: E402
 main.add_command(similarity_command)
+
+
+if __name__ == "__main__":  # python -m adaline_kit.cli
+    run()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .settings import Assignment
+from .settings import Assignment, SettingsError
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "iris.data"
 
@@ -80,11 +80,11 @@ def _prepare(path: str, assignment: Assignment) -> LectureData:
     all_rows = load_iris_rows(path)
     rows = all_rows[first:end]
     if len(rows) != end - first:
-        raise ValueError(f"{path}: data_rows {first}-{end - 1} asks for rows the file does not "
+        raise SettingsError(f"{path}: data_rows {first}-{end - 1} asks for rows the file does not "
                          f"have ({len(all_rows)} rows)")
     width = min(len(r[0]) for r in rows)
     if max(assignment.features) >= width:
-        raise ValueError(f"{path}: features {list(assignment.features)} asks for a column the "
+        raise SettingsError(f"{path}: features {list(assignment.features)} asks for a column the "
                          f"file does not have ({width} feature columns)")
     X = torch.tensor([[r[0][c] for c in assignment.features] for r in rows], dtype=torch.float)
     y = torch.tensor([0 if r[1] == "Iris-versicolor" else 1 for r in rows], dtype=torch.int)

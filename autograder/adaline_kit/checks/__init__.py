@@ -40,23 +40,33 @@ def credit_lecture_checks(checks: list[CheckResult]) -> list[CheckResult]:
 VALUE_GATES = {"q1": "gradient_values", "q2": OTHER_DATA_CHECK, "q3": OTHER_DATA_CHECK}
 
 
-def withhold_unproven(results: dict, settings) -> dict:
-    """For a submission flagged for tampering (see :mod:`adaline_kit.grade.tampering`): in each
-    question whose value gate (:data:`VALUE_GATES`) failed, withhold every other passed check, so
-    that shapes, structure or lecture numbers a forged probe can produce earn nothing."""
-    note = ("Withheld: this submission's code reached for the grader's machinery, so only checks "
-            "backed by a correct computation on the grader's random inputs count, and "
-            "{gate} did not pass.")
+# Checks whose answer follows from the request alone (a shape): they count for everyone only
+# together with their question's value gate.
+SHAPE_CHECKS = {"q1": ("gradient_shapes",)}
+
+
+def withhold_unproven(results: dict, settings, only: dict | None = None,
+                      note: str = "Withheld: this submission's code reached for the grader's "
+                                  "machinery, so only checks backed by a correct computation on "
+                                  "the grader's random inputs count, and {gate} did not pass."
+                      ) -> dict:
+    """In each question whose value gate (:data:`VALUE_GATES`) failed, withhold the passed
+    checks named in ``only`` (question -> names; default: every other check), so that what a
+    forged probe can produce earns nothing. Used with the default for a submission flagged for
+    tampering (see :mod:`adaline_kit.grade.tampering`), with :data:`SHAPE_CHECKS` for all."""
     gated = {}
     for question, result in results.items():
         gate = VALUE_GATES.get(question)
-        if gate is None or any(c.name == gate and c.passed for c in result.checks):
+        names = None if only is None else set(only.get(question, ()))
+        if gate is None or names == set() or \
+                any(c.name == gate and c.passed for c in result.checks):
             gated[question] = result
             continue
         reason = note.format(gate=gate)
         checks = [dataclasses.replace(c, passed=False, withheld=reason,
                                       message=f"{reason}\n{c.message}".strip())
-                  if c.passed else c for c in result.checks]
+                  if c.passed and c.name != gate and (names is None or c.name in names)
+                  else c for c in result.checks]
         rescored = QuestionResult.from_checks(
             question, result.max_score, checks, result.curve,
             method_cost=getattr(settings, "method_rules", {}).get(question, 1.0))
@@ -139,7 +149,9 @@ def grade_questions(probe: Probe, source: str | list[str], settings, rng: np.ran
         if status is not None and result.status != "passed":
             result = dataclasses.replace(result, status=status)
         results[question] = result
-    return results
+    return withhold_unproven(results, settings, only=SHAPE_CHECKS, note=(
+        "Withheld: correct shapes earn credit only together with correct values on the "
+        "grader's random inputs ({gate}), which did not pass."))
 
 
 __all__ = ["grade_questions", "make_setup", "Setup", "GRADERS"]

@@ -282,7 +282,7 @@ class ClassSummary:
         return sum(n for c, n in self.confinement.items() if c.startswith("unconfined"))
 
     def confinement_line(self) -> str:
-        """``confined: 41/41 (separate user + landlock ABI 7)``, or how many were not."""
+        """``confined: 41/41 (user nobody + landlock ABI 7; caps: ...)``, or how many were not."""
         ran = sum(self.confinement.values())
         if not ran:
             return "confined: no submission ran"

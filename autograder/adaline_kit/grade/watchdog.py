@@ -4,9 +4,9 @@ Per-process limits (``RLIMIT_AS``, ``RLIMIT_FSIZE``) and the process cap (``RLIM
 set in the student process itself (:mod:`adaline_kit.sandbox.child`); they cannot see that three
 processes each take 500 MiB, or that a thousand files of 50 MiB fill the disk. A
 :class:`Watchdog` thread in the grader measures, several times a second, the private memory of
-the student process and every process beneath it (``Private_Clean + Private_Dirty`` from
-``/proc/PID/smaps_rollup``: pages shared with the warm zygote cost nothing) and the bytes under
-the working folder, and ends the whole tree the moment either passes its cap. The session then
+the student process and every process beneath it (see :func:`private_bytes`; memfd files count
+too, mapped or not) and the bytes under the working folder (deleted files still held open
+count too), and ends the whole tree the moment either passes its cap. The session then
 reports the cap as the reason (see :attr:`Watchdog.reason`).
 """
 
@@ -46,16 +46,41 @@ def process_tree(pid: int) -> list[int]:
 
 
 def private_bytes(pid: int) -> int:
-    """Memory that process ``pid`` does not share with any other process, in bytes."""
+    """Memory that process ``pid`` holds for itself, in bytes: its private pages plus its share
+    of shared memory it maps (``Pss_Shmem``: ``MAP_SHARED`` pages, mapped memfd files), so pages
+    shared between two of the notebook's processes count once. Pages inherited from the warm
+    zygote are not counted (they are shared, not shmem)."""
     total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as handle:
             for line in handle:
-                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                if line.startswith(("Private_Clean:", "Private_Dirty:", "Pss_Shmem:")):
                     total += int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return 0
     return total
+
+
+def open_files(pids: list[int]) -> dict[tuple[int, int], tuple[str, int]]:
+    """{(device, inode): (link text, bytes on disk or in memory)} of the files the processes
+    hold open that have no name in any folder: memfd files and deleted files."""
+    found = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                target = os.readlink(path)
+                if not (target.startswith("/memfd:") or target.endswith(" (deleted)")):
+                    continue
+                info = os.stat(path)
+            except OSError:
+                continue
+            found[(info.st_dev, info.st_ino)] = (target, info.st_blocks * 512)
+    return found
 
 
 def folder_bytes(folder: Path) -> int:
@@ -93,13 +118,18 @@ class Watchdog:
 
     def check(self) -> str:
         """Measure once; return the reason to end the tree, or ""."""
-        memory = sum(private_bytes(pid) for pid in process_tree(self.pid))
+        pids = process_tree(self.pid)
+        unnamed = open_files(pids)
+        in_memory = sum(size for target, size in unnamed.values() if target.startswith("/memfd:"))
+        memory = sum(private_bytes(pid) for pid in pids) + in_memory
         self.peak_memory = max(self.peak_memory, memory)
         if self.memory_bytes and memory > self.memory_bytes:
             return (f"the notebook's processes used {memory >> 20} MiB of memory together, "
                     f"more than the {self.memory_bytes >> 20} MiB allowed")
         if self.disk_bytes:
-            written = folder_bytes(self.workdir)
+            deleted = sum(size for target, size in unnamed.values()
+                          if target.startswith(str(self.workdir) + os.sep))
+            written = folder_bytes(self.workdir) + deleted
             if written > self.disk_bytes:
                 return (f"the notebook wrote {written >> 20} MiB of files, more than the "
                         f"{self.disk_bytes >> 20} MiB allowed")

@@ -50,20 +50,57 @@ def _grader_code(frame) -> bool:
     return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep)
 
 
+def _cell(frame) -> bool:
+    return frame is not None and frame.f_code.co_filename.startswith("<code cell ")
+
+
+def _student_code(frame) -> bool:
+    """A frame of a notebook cell, or of ``inspect`` called by one (``inspect.currentframe``)."""
+    if _cell(frame):
+        return True
+    return (frame is not None and frame.f_code.co_filename.endswith(os.sep + "inspect.py")
+            and _cell(frame.f_back))
+
+
 def use_connection(connection_fd: int) -> None:
     """Send :func:`write_line`'s lines to ``connection_fd`` (the socket to the grader)."""
     _CONNECTION[:] = [connection_fd]
 
 
 def watch() -> None:
-    """Report flags to the grader from now on (call once, before any student code runs)."""
+    """Report flags to the grader from now on (call once, before any student code runs).
+
+    Flags go out on the connection's descriptor only while it is still the grader's socket (a
+    notebook may put another file in its place, even for a moment), else on a spare descriptor
+    to the same socket taken now; when neither is, the process ends itself at once, so hiding a
+    flag costs the run instead of passing unseen.
+    """
     sent: set[str] = set()
     busy = threading.local()
+    primary = _CONNECTION[0]
+    spare = os.dup(primary)
+    identity = (os.fstat(primary).st_dev, os.fstat(primary).st_ino)
+    fstat, write, kill, getpid = os.fstat, os.write, os.kill, os.getpid
+
+    def intact(fd: int) -> bool:
+        try:
+            found = fstat(fd)
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == identity
 
     def flag(what: str) -> None:
-        if what not in sent and len(sent) < 20:
-            sent.add(what)
-            write_line({"flag": what})
+        if what in sent or len(sent) >= 20:
+            return
+        sent.add(what)
+        data = (json.dumps({"flag": what}) + "\n").encode("utf-8")
+        with _WRITE_LOCK:
+            for fd in (primary, spare):
+                if intact(fd):
+                    while data:
+                        data = data[write(fd, data):]
+                    return
+        kill(getpid(), 9)  # both descriptors replaced: no silent way past the flag
 
     def hook(event: str, args: tuple) -> None:
         if getattr(busy, "on", False):
@@ -80,6 +117,9 @@ def watch() -> None:
             elif event == "sys._getframe":
                 if args and _grader_code(args[0]):
                     flag("took a frame of the grader's code (sys._getframe)")
+                elif _student_code(sys._getframe(1)):  # the caller of sys._getframe
+                    flag("took a frame object to walk the call stack (sys._getframe or "
+                         "inspect.currentframe)")
         except Exception:  # noqa: BLE001 - a hook must never break the student's code
             pass
         finally:

@@ -11,7 +11,9 @@ process and every process it starts may
   (``/usr``, ``/lib*``, ``/bin``, ``/sbin``, ``/etc``, ``/proc``, ``/sys``), except the
   ``hidden`` folders (the grading package, the autograder source or the repository); other
   folders on ``PYTHONPATH`` are not readable;
-- read and write ``/dev`` files (``/dev/null``) and, with every right, the working folder;
+- read and write ``/dev/null``, ``/dev/zero``, ``/dev/full`` and the random devices (no other
+  device: not the grader's terminal; Landlock ABI 5+: no ``ioctl`` on devices) and, with every
+  right, the working folder;
 - (Landlock ABI 4+) open no TCP connection and bind no TCP port;
 - (Landlock ABI 6+) send no signal to a process outside its own sandbox (the grader, the zygote,
   other submissions) and reach no abstract Unix socket outside it.
@@ -36,7 +38,9 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _DIRECTORY_CHANGES = sum(1 << bit for bit in range(4, 13))  # remove/make dir, file, sym, ...
-REFER, TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
+REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15  # ABI 2, ABI 3, ABI 5
+# The only device files student code may open (read and write, no ioctl): not a terminal.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
@@ -133,6 +137,7 @@ def confine(workdir: str, hidden: list[str]) -> str:
         libc = _libc()
         handled = READ_ONLY | WRITE_FILE | _DIRECTORY_CHANGES
         handled |= (REFER if abi >= 2 else 0) | (TRUNCATE if abi >= 3 else 0)
+        handled |= IOCTL_DEV if abi >= 5 else 0
         attr = _RulesetAttr(handled, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
                             SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)
         size = 24 if abi >= 6 else 16 if abi >= 4 else 8
@@ -142,7 +147,9 @@ def confine(workdir: str, hidden: list[str]) -> str:
             return f"unconfined: creating the ruleset failed ({os.strerror(ctypes.get_errno())})"
         try:
             rules = [(path, READ_ONLY) for path in readable_folders(hidden)]
-            rules += [("/dev", READ_FILE | WRITE_FILE | READ_DIR), (workdir, handled)]
+            rules += [("/dev", READ_DIR)] + [(device, READ_FILE | WRITE_FILE)
+                                             for device in DEVICES]
+            rules += [(workdir, handled)]
             for path, access in rules:
                 _add_rule(libc, ruleset, path, access & handled)
             if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

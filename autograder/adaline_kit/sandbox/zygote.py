@@ -72,6 +72,8 @@ def _warm_up():
 
 
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+ORPHAN_SWEEP_SECONDS = 0.25
+SWEEP_SIGNALS = {signal.SIGCHLD, signal.SIGALRM}
 
 
 def children(pid: int) -> list[int]:
@@ -131,6 +133,10 @@ def main(control_fd: int) -> None:
                     pass
 
     signal.signal(signal.SIGCHLD, on_child_exit)
+    # Orphans adopted without a SIGCHLD (a student process that stopped being a subreaper leaves
+    # its grandchildren here) are found by a sweep four times a second.
+    signal.signal(signal.SIGALRM, on_child_exit)
+    signal.setitimer(signal.ITIMER_REAL, ORPHAN_SWEEP_SECONDS, ORPHAN_SWEEP_SECONDS)
     print("ready", flush=True)
     while True:
         try:
@@ -146,19 +152,20 @@ def main(control_fd: int) -> None:
             continue
         settings = json.loads(message)
         connection = socket.socket(fileno=fds[0])
-        # No SIGCHLD between fork() and recording the new student process (it is no orphan).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        # No sweep between fork() and recording the new student process (it is no orphan).
+        signal.pthread_sigmask(signal.SIG_BLOCK, SWEEP_SIGNALS)
         try:
             pid = os.fork()
             if pid == 0:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)  # no timer here; cells set theirs
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, SWEEP_SIGNALS)
                 os.setsid()
                 child.serve_connection(connection, spy, settings)
             students.add(pid)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SWEEP_SIGNALS)
         connection.close()
         control.sendall((json.dumps({"pid": pid}) + "\n").encode())
 

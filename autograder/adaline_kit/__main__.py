@@ -1,0 +1,5 @@
+"""``python -m adaline_kit``: the same as the ``adaline-kit`` command."""
+
+from .cli import run
+
+run()
