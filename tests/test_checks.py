@@ -1000,7 +1000,8 @@ def test_bad_weights_and_method_rules_are_one_line_errors(tmp_path, text, messag
 
 
 def test_weights_and_method_rules_are_read():
-    path_text = ("[points]\nq1 = 4\n[weights.q1]\nother_data = 5\n[method_rules]\nq2 = 0.25\n")
+    path_text = ("[points]\nq1 = 4\nq2 = 3\nq3 = 3\n[weights.q1]\nother_data = 5\n"
+                 "[method_rules]\nq2 = 0.25\n")
     import tempfile, pathlib
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "grading.toml"

@@ -36,7 +36,7 @@ from adaline_kit.settings import load
 SETTINGS = load()
 FULL = SETTINGS.max_total
 COLUMNS = ["submission", "sid", "email", "name", "student", "q1", "q2", "q3", "total", "max_total",
-           "status", "submitted_at", "late", "confinement", "overrides", "message"]
+           "status", "submitted_at", "late", "confinement", "flags", "overrides", "message"]
 CLI = [sys.executable, "-c", "from adaline_kit.cli import run; run()"]
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -219,7 +219,8 @@ class Session:
             raise Unconfined(f"student code would run {self.confinement}; refusing to grade "
                              "(--unsafe-unconfined grades anyway)")
         self.watchdog = Watchdog(connection.pid, self.workdir, self.limits.memory_mib << 20,
-                                 self.limits.disk_mib << 20, connection.end_processes)
+                                 self.limits.disk_mib << 20, connection.end_processes,
+                                 self.limits.max_processes)
         self.watchdog.__enter__()
         return connection
 

@@ -99,9 +99,10 @@ class Watchdog:
     """Ends the process tree of ``pid`` (through ``kill``) once it passes a cap; use ``with``."""
 
     def __init__(self, pid: int, workdir: Path, memory_bytes: int, disk_bytes: int,
-                 kill: Callable[[], None]):
+                 kill: Callable[[], None], max_processes: int = 0):
         self.pid, self.workdir = pid, workdir
         self.memory_bytes, self.disk_bytes = memory_bytes, disk_bytes
+        self.max_processes = max_processes
         self.kill = kill
         self.reason = ""  # why the tree was ended, "" while it runs within its caps
         self.peak_memory = 0
@@ -119,6 +120,10 @@ class Watchdog:
     def check(self) -> str:
         """Measure once; return the reason to end the tree, or ""."""
         pids = process_tree(self.pid)
+        if self.max_processes and len(pids) > self.max_processes:
+            # RLIMIT_NPROC stops this first where it applies (not for a user the kernel exempts)
+            return (f"the notebook started {len(pids)} processes, more than the "
+                    f"{self.max_processes} allowed")
         unnamed = open_files(pids)
         in_memory = sum(size for target, size in unnamed.values() if target.startswith("/memfd:"))
         memory = sum(private_bytes(pid) for pid in pids) + in_memory
