@@ -62,13 +62,39 @@ def _student_code(frame) -> bool:
             and _cell(frame.f_back))
 
 
+SPAWNING = frozenset({"os.fork", "os.forkpty", "subprocess.Popen", "os.posix_spawn",
+                      "os.spawn", "os.system"})
+
+
+def descendants(pid: int = 0) -> int:
+    """How many processes run beneath ``pid`` (0: this process), from /proc's children lists."""
+    count, todo = 0, [pid or os.getpid()]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    found = [int(child) for child in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+            count += len(found)
+            todo.extend(found)
+    return count
+
+
 def use_connection(connection_fd: int) -> None:
     """Send :func:`write_line`'s lines to ``connection_fd`` (the socket to the grader)."""
     _CONNECTION[:] = [connection_fd]
 
 
-def watch() -> None:
-    """Report flags to the grader from now on (call once, before any student code runs).
+def watch(max_processes: int = 0) -> None:
+    """Report flags to the grader from now on (call once, before any student code runs), and
+    refuse (``BlockingIOError``) to start a process past ``max_processes`` beneath this one: a
+    cap that holds also where the kernel exempts the user from ``RLIMIT_NPROC``.
 
     Flags go out on the connection's descriptor only while it is still the grader's socket (a
     notebook may put another file in its place, even for a moment), else on a spare descriptor
@@ -105,6 +131,9 @@ def watch() -> None:
     def hook(event: str, args: tuple) -> None:
         if getattr(busy, "on", False):
             return
+        if max_processes and event in SPAWNING and descendants() >= max_processes - 1:
+            raise BlockingIOError(11, "the grading sandbox allows at most "
+                                      f"{max_processes} processes")
         busy.on = True
         try:
             if event in EVENTS:

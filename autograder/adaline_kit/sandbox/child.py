@@ -129,7 +129,7 @@ class StudentProcess:
         main.__dict__.update(self.namespace)
         self.namespace = main.__dict__
         sys.modules["__main__"] = main
-        audit.watch()
+        audit.watch(int(settings.get("max_processes") or 0))
         audit.hide_grader_modules()
         return {"confinement": confinement, "user": user, "processes": processes}
 
