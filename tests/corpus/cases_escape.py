@@ -232,9 +232,12 @@ CASES = [
            add_cells=[MEMORY_HOG]),
     _reporting("disk_hog", "untouched stubs; writes 12 files of 40 MiB", DISK_HOG,
                "DISK_REPORT"),
-    _reporting("forged_probes", "untouched stubs; replaces the grader's probes (found through "
-               "the heap) with ones that return well-formed data and clean spy counts, and "
-               "patches the connection's send", FORGED_PROBES, "FORGED_REPORT"),
+    attack("forged_probes", "untouched stubs; replaces the grader's probes (found through "
+           "the heap) with ones that return well-formed data and clean spy counts, and patches "
+           "the connection's send",
+           feedback={q: ["not what the grader asked for"] for q in ("q1", "q2", "q3")},
+           replace=stub_with("Adaline1", "raise RuntimeError(FORGED_REPORT)\n"),
+           add_cells=[FORGED_PROBES]),
 ]
 
 

@@ -136,9 +136,14 @@ def grade_questions(probe: Probe, source: str | list[str], settings, rng: np.ran
         try:
             checks, curve = grade(context, setup)
         except Exception as error:  # noqa: BLE001 - a grader bug must not sink other questions
-            check = CheckResult("grader", False, 1.0,
-                                "The grader could not evaluate this question "
-                                f"({type(error).__name__}: {error}); please report this.")
+            detail = f"{type(error).__name__}: {error}"
+            message = (f"The grader could not evaluate this question ({detail}); please report "
+                       "this.")
+            if isinstance(error, (KeyError, IndexError, TypeError, ValueError)):
+                message = ("The data your notebook's process sent back for this question was not "
+                           f"what the grader asked for ({detail}): code that changes the "
+                           "grader's probes gets this. If yours does not, please report it.")
+            check = CheckResult("grader", False, 1.0, message)
             results[question] = QuestionResult(question, 0.0, max_score, "error", [check])
             continue
         checks = weighted(checks, getattr(settings, "weights", {}).get(question, {}))
