@@ -473,11 +473,12 @@ def _in_kernel_scores(case, folder: Path) -> dict:
             for q, s in scores.items()}
 
 
-@pytest.mark.parametrize("name, question", [("eq_trick_layer_size", "q3"),
-                                            ("getattr_autograd_q1", "q1")])
+@pytest.mark.parametrize("name, question", [("eq_trick_layer_size", "q3")])
 def test_attack_fools_in_kernel_checks(graded, tmp_path, name, question):
-    """The __eq__ trick and disguised autograd gain points when the checks run in the
-    notebook's process; the hardened grader keeps them at their honest score."""
+    """The __eq__ trick gains points when the checks run in the notebook's process; the
+    hardened grader keeps it at its honest score. (Disguised autograd in q1, getattr with a
+    computed name, no longer fools even the in-kernel checks: q1's source allow-list refuses
+    computed names.)"""
     case = BY_NAME[name]
     honest = case.expect[question]["max"]
     in_kernel = _in_kernel_scores(case, tmp_path / "kernel")
