@@ -22,7 +22,8 @@ import torch
 from adaline_kit.build import paths
 
 REPO = paths.REPO
-COPIED = ("autograder", "assignments", "solutions", "data", "otter_config.json", "pyproject.toml")
+COPIED = ("autograder", "assignments", "solutions", "data", "otter_config.json", "pyproject.toml",
+          "requirements.lock")
 NEW = {"num_epochs": 30, "learning_rate": 0.05, "seed": 7, "train_size": 80}
 DEFAULT_LINES = {"num_epochs": "num_epochs = 20", "learning_rate": "learning_rate = 0.01",
                  "seed": "seed = 123", "train_size": "train_size = 70"}
