@@ -110,6 +110,11 @@ def _site_folders() -> list[Path]:
 def _kit_entries() -> set[str]:
     """Top-level names in site-packages that belong to the kit's own installation."""
     names = {"adaline_kit"}
+    # Looked up in site-packages only: a checkout on PYTHONPATH may carry an egg-info of its own
+    # that does not list the editable install's .pth and finder files.
+    for folder in _site_folders():
+        names |= {entry.name for entry in folder.iterdir()
+                  if "adaline_kit" in entry.name.replace("-", "_")}  # .pth, finder, dist-info
     try:
         files = importlib.metadata.distribution(KIT_DISTRIBUTION).files or []
     except importlib.metadata.PackageNotFoundError:
