@@ -18,26 +18,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..sandbox.zygote import children_by_parent
+
 POLL_SECONDS = 0.05
-
-
-def _children_by_parent() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(parent, []).append(int(entry))
-    return tree
 
 
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants (the student process is a subreaper: orphans stay)."""
-    tree, found, todo = _children_by_parent(), [], [pid]
+    tree, found, todo = children_by_parent(), [], [pid]
     while todo:
         current = todo.pop()
         found.append(current)

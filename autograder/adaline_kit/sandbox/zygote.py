@@ -76,20 +76,24 @@ ORPHAN_SWEEP_SECONDS = 0.25
 SWEEP_SIGNALS = {signal.SIGCHLD, signal.SIGALRM}
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    found = []
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, keyed by parent pid (one pass over /proc)."""
+    tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
+        tree.setdefault(parent, []).append(int(entry))
+    return tree
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    return children_by_parent().get(pid, [])
 
 
 def _refuse_ptrace() -> None:
