@@ -16,7 +16,7 @@ import torch
 
 from adaline_kit import data as lecture_data
 from adaline_kit import reference, settings as grading_settings
-from adaline_kit.checks import common, diagnoses, grade_questions, inprocess, q1, source_rules
+from adaline_kit.checks import GRADERS, common, diagnoses, grade_questions, inprocess, q1, source_rules
 from adaline_kit.outcomes import ProbeFailure
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -830,7 +830,21 @@ def test_malformed_probe_data_only_affects_its_question(data, settings):
 
     results = grade(data, settings, probe_wrapper=wrapper)
     assert results["q2"].status == "error" and results["q2"].score == 0
-    assert "grader could not evaluate" in results["q2"].checks[0].message
+    assert "not what the grader asked for" in results["q2"].checks[0].message
+    assert results["q1"].status == results["q3"].status == "passed"
+
+
+def test_grader_bug_is_reported_as_such(data, settings, monkeypatch):
+    """A failure inside the grader itself (not a malformed reply) asks to be reported."""
+    def broken(context, setup):
+        raise RuntimeError("simulated grader bug")
+
+    monkeypatch.setitem(GRADERS, "q2", broken)
+    results = grade(data, settings)
+    assert results["q2"].status == "error" and results["q2"].score == 0
+    message = results["q2"].checks[0].message
+    assert "grader could not evaluate" in message and "simulated grader bug" in message
+    assert "not what the grader asked for" not in message
     assert results["q1"].status == results["q3"].status == "passed"
 
 
