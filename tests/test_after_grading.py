@@ -312,7 +312,7 @@ def test_overrides_apply_survive_a_regrade_and_show_in_feedback(class_copy):
     (out / "overrides.csv").write_text("submission,sid,question,points,reason\n"
                                        "submission_105,,q9,4,typo\n")
     line = one_line_error(grade("-o", out, expect_ok=False))
-    assert "line 2" in line and "unknown question 'q9'" in line
+    assert f"{out / 'overrides.csv'}:2: " in line and "unknown question 'q9'" in line
 
 
 # --- exports ---------------------------------------------------------------------------------

@@ -21,6 +21,21 @@ class ConfigError(click.ClickException):
     exit_code = 2
 
 
+class ProblemsError(click.ClickException):
+    """Problems in a file the user wrote (``FILE:LINE: what``): one ``Error:`` line each,
+    exit status 2, no traceback."""
+
+    exit_code = 2
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def show(self, file=None) -> None:
+        for problem in self.problems:
+            click.echo(f"Error: {problem}", err=True, file=file)
+
+
 def _summary_line(label: str, results: dict) -> str:
     scores = ", ".join(f"{t['name']} {t['score']:g}/{t['max_score']:g}" for t in results["tests"])
     total = sum(t["max_score"] for t in results["tests"])

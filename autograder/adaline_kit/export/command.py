@@ -19,23 +19,32 @@ DEFAULT_ASSIGNMENT = "Adaline three ways"
 @click.option("--excel", is_flag=True,
               help="Start the file with a UTF-8 byte-order mark, so Excel reads names right.")
 @click.option("--assignment", default=DEFAULT_ASSIGNMENT, show_default=True,
-              help="The assignment's column name (Canvas).")
+              help="The assignment's column (Canvas): its exact title in Canvas, or "
+                   "'Title (ID)' with the assignment's Canvas id; an unknown title makes Canvas "
+                   "create a new assignment.")
+@click.option("--ignore-unmatched-overrides", is_flag=True,
+              help="Export even though rows of OUT/overrides.csv name no graded submission "
+                   "(they are left out, each with a warning). Malformed rows always stop.")
 def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
-                  assignment: str) -> None:
+                  assignment: str, ignore_unmatched_overrides: bool) -> None:
     """Write the grades of the class folder OUT as an LMS upload file.
 
     Scores are the totals after OUT/overrides.csv; group submissions give a row per member.
+    While overrides.csv has a malformed row, or a row that names no graded submission, nothing
+    is written: each problem is printed as FILE:LINE and the exit status is 2.
     """
-    from ..cli import KitError
-    from ..grade import classbook, gradebook, overrides
+    from ..cli import KitError, ProblemsError
+    from ..grade import classbook, gradebook
     from . import formats
 
     if not out.is_dir():
         raise KitError(f"no such class folder: {out}")
-    try:
-        book = classbook.load(out)
-    except overrides.OverrideError as error:
-        raise KitError(str(error)) from None
+    book = classbook.load(out)
+    unmatched = [] if ignore_unmatched_overrides else [
+        f"{line} (fix or remove the row, or pass --ignore-unmatched-overrides)"
+        for line in book.unmatched]
+    if book.malformed or unmatched:
+        raise ProblemsError(book.malformed + unmatched)
     if not book.records:
         raise KitError(f"{out} holds no graded submissions (grade them with adaline-kit grade)")
     text, warnings = formats.render(kind, book.records, book.due, assignment)
@@ -44,8 +53,8 @@ def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
         gradebook.write_text(target, text, excel=excel)
     except OSError as error:
         raise KitError(f"cannot write {target}: {error.strerror}") from None
-    for warning in book.warnings + warnings:
-        click.echo(warning, err=True)
+    for warning in [*book.unmatched, *warnings]:
+        click.echo(f"Warning: {warning}", err=True)
     rows = text.count("\n") - (2 if kind == "canvas" else 1)
     click.echo(f"Wrote {target} ({rows} student row(s), {kind} format"
                f"{', with a byte-order mark for Excel' if excel else ''}).")

@@ -1,15 +1,23 @@
-"""The upload files of Canvas's gradebook import and Gradescope's score upload.
+"""The upload files for Canvas's gradebook import and for Gradescope.
 
 Both take one row per student (group members each get the group's score) with the total after
-overrides; submissions whose grading failed (status ``error``) and students without an SID or
-email (notebooks graded from a plain folder) cannot be matched and are left out with a warning.
+overrides; submissions whose grading failed (status ``error``), students without an SID or
+email (notebooks graded from a plain folder) and students in more than one submission cannot be
+matched to one score and are left out with a warning.
 
 - **canvas**: ``Student, ID, SIS User ID, SIS Login ID, Section, <assignment>``, then a
-  ``Points Possible`` row, as Canvas's gradebook export writes them and its import reads them.
-  ``SIS User ID`` is the SID, ``SIS Login ID`` the email; ``ID`` (Canvas's internal user id) and
-  ``Section`` are left empty. A new assignment name makes Canvas create the assignment.
-- **gradescope**: ``Name, SID, Email, Total Score``: the identity columns of Gradescope's roster
-  and grade exports, which its score upload matches by email or SID.
+  ``Points Possible`` row. These are the rules of Canvas's gradebook import (its importer,
+  ``GradebookImporter`` in Canvas's source, and the import guides cited in the README): the
+  header starts with a ``Student`` and an ``ID`` column; ``SIS User ID`` followed by
+  ``SIS Login ID`` are read as identifiers; ``Section`` ends the student columns and every
+  later column is an assignment, matched by ``Title (id)``, else by its exact title, else
+  created; a row whose first cell says ``Points Possible`` sets the assignment's points.
+  Students are matched by ``ID`` (Canvas's user id, left empty here), then ``SIS User ID``
+  (the SID), then ``SIS Login ID`` (the email), then by name.
+- **gradescope**: ``Name, SID, Email, Total Score``. Gradescope documents no CSV score upload
+  that we could find. The file follows the CSV rules it documents for its roster import (a
+  header row; a ``Name`` and an ``Email`` column; one unique email per student; UTF-8 for
+  accented names); ``SID`` and ``Total Score`` are the names its own grade exports use.
 - **csv**: the gradebook itself (``grades.csv``'s columns).
 """
 
@@ -44,9 +52,27 @@ def uploadable(records: Sequence[dict]) -> tuple[list[tuple[dict, dict]], list[s
                                 "(grade it from a Gradescope export to have them)")
                 continue
             pairs.append((person, record))
+    pairs, twice = _once_each(pairs)
+    warnings += twice
     pairs.sort(key=lambda pair: (str(pair[0].get("name", "")).casefold(),
                                  str(pair[0].get("sid", ""))))
     return pairs, warnings
+
+
+def _once_each(pairs: list[tuple[dict, dict]]) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """``pairs`` without students who are in more than one submission (an LMS would take one
+    of the scores at random), and a warning for each of them."""
+    where: dict[str, list[str]] = {}
+    for person, record in pairs:
+        for kind in ("sid", "email"):
+            if person.get(kind):
+                where.setdefault(f"{kind} {person[kind]}", []).append(str(record.get("key")))
+    twice = {who: keys for who, keys in where.items() if len(set(keys)) > 1}
+    warnings = [f"{who}: not exported, in more than one submission ({', '.join(sorted(keys))}); "
+                "keep one of them in the folder" for who, keys in sorted(twice.items())]
+    kept = [(person, record) for person, record in pairs
+            if not any(f"{kind} {person.get(kind)}" in twice for kind in ("sid", "email"))]
+    return kept, warnings
 
 
 def _identity(person: dict) -> tuple[str, str, str]:

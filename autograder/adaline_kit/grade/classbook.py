@@ -46,25 +46,36 @@ def max_points(records) -> dict[str, float]:
 
 @dataclasses.dataclass
 class ClassBook:
-    """The folder's records with overrides applied, and what to tell the user about them."""
+    """The folder's records with the well-formed overrides applied, and what is wrong with
+    ``overrides.csv``: ``malformed`` and ``unmatched`` rows, one ``FILE:LINE: what`` each."""
 
     out: Path
     records: list[dict]
     due: str
-    warnings: list[str]
+    malformed: list[str]
+    unmatched: list[str]
+
+    @property
+    def override_problems(self) -> list[str]:
+        return self.malformed + self.unmatched
 
 
 def load(out: Path) -> ClassBook:
-    """Every graded submission of ``out`` with its overrides; OverrideError if the file is bad."""
+    """Every graded submission of ``out`` with its overrides (none of a malformed row)."""
     out = Path(out)
     raw = batch.collect(out)
-    adjusted, warnings = overrides.apply(raw, overrides.load(out, max_points(raw)))
-    return ClassBook(out, adjusted, str(read_settings(out).get("due") or ""), warnings)
+    found, malformed = overrides.load(out, max_points(raw))
+    adjusted, unmatched = overrides.apply(raw, found)
+    return ClassBook(out, adjusted, str(read_settings(out).get("due") or ""), malformed,
+                     unmatched)
 
 
 def rebuild(out: Path) -> tuple[ClassBook, reports.ClassSummary]:
-    """Write grades.csv, stats.csv, feedback.zip and summary.png of ``out``."""
+    """Write grades.csv, stats.csv, feedback.zip and summary.png of ``out``; OverrideError (and
+    nothing written) while ``overrides.csv`` has malformed rows."""
     book = load(out)
+    if book.malformed:
+        raise overrides.OverrideError(book.malformed)
     gradebook.write(book.out / "grades.csv", book.records, book.due)
     stats.write(book.out / "stats.csv", book.records)
     reports.write_feedback_zip(book.out, book.records)

@@ -140,12 +140,16 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
         with lock.hold(out):
             if due is not None:
                 classbook.save_settings(out, due=due)
-            classbook.load(out)  # a broken overrides.csv stops here, before any grading
+            malformed = classbook.load(out).malformed
+            if malformed:  # a broken overrides.csv stops here, before any grading
+                raise overrides.OverrideError(malformed)
             _grade_into(found, out, jobs, force, seed, unsafe_unconfined)
     except lock.FolderBusy as error:
         raise _user_error(str(error)) from None
     except overrides.OverrideError as error:
-        raise _user_error(str(error)) from None
+        from ..cli import ProblemsError
+
+        raise ProblemsError(error.problems) from None
 
 
 def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
@@ -162,7 +166,8 @@ def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
 
     def save_gradebook() -> None:
         book = classbook.load(out)
-        gradebook.write(out / "grades.csv", book.records, book.due)
+        if not book.malformed:  # overrides.csv edited into a bad state mid-run: the end says so
+            gradebook.write(out / "grades.csv", book.records, book.due)
 
     try:
         sandbox = batch.start_sandbox(unsafe_unconfined) if todo else None
@@ -204,8 +209,12 @@ def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
                f"{len(book.records)}.")
     click.echo(summary.line())
     click.echo("Wrote " + ", ".join(str(out / name) for name in classbook.CLASS_FILES))
-    for warning in book.warnings:
-        click.echo(warning, err=True)
+    for problem in book.unmatched:
+        click.echo(f"Warning: {problem}", err=True)
+    if book.unmatched:
+        click.echo(f"{len(book.unmatched)} override row(s) of {out / 'overrides.csv'} were not "
+                   "applied (see above); export-grades refuses until they match or are removed.",
+                   err=True)
     if summary.confinement_warning():
         click.echo(summary.confinement_warning(), err=True)
     errors = summary.statuses.get("error", 0)

@@ -10,7 +10,8 @@ The file has a header row and one override per row::
 applies to that student's whole submission, group partners included) names the target;
 ``question`` is one of the assignment's questions; ``points`` is the question's new score (0 to
 its maximum); ``reason`` is required and is shown to the student. A later row for the same
-submission and question replaces an earlier one. Graded results are never edited: the override
+submission and question replaces an earlier one. A malformed row, or one whose submission or
+sid is not in the folder, is reported as ``FILE:LINE: what`` and never applied in part. Graded results are never edited: the override
 is applied when ``grades.csv``, ``stats.csv``, ``feedback.zip`` and the exports are built, so it
 survives any regrade.
 """
@@ -31,11 +32,16 @@ COLUMNS = ("submission", "sid", "question", "points", "reason")
 
 
 class OverrideError(ValueError):
-    """``overrides.csv`` cannot be used; the message names the file and line."""
+    """``overrides.csv`` has malformed rows; ``problems`` holds one ``FILE:LINE: what`` each."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclasses.dataclass(frozen=True)
 class Override:
+    path: str
     line: int
     submission: str
     sid: str
@@ -43,45 +49,61 @@ class Override:
     points: float
     reason: str
 
+    @property
+    def where(self) -> str:
+        """``FILE:LINE`` of the row, as editors and compilers print it."""
+        return f"{self.path}:{self.line}"
 
-def load(out: Path, max_points: dict[str, float]) -> list[Override]:
-    """The overrides of the class folder ``out`` (none if the file is absent)."""
+
+def _parse(path: Path, line: int, values: dict[str, str],
+           max_points: dict[str, float]) -> Override | str:
+    """The override of one row, or what is wrong with it (without the ``FILE:LINE:`` prefix)."""
+    if bool(values["submission"]) == bool(values["sid"]):
+        return "give either a submission or a sid (one of the two)"
+    if values["question"] not in QUESTIONS:
+        return f"unknown question {values['question']!r} (one of {', '.join(QUESTIONS)})"
+    try:
+        points = float(values["points"])
+    except ValueError:
+        return f"points {values['points']!r} is not a number"
+    top = max_points[values["question"]]
+    if not 0 <= points <= top:  # also refuses nan
+        return (f"points {values['points']} for {values['question']} must be between 0 and "
+                f"{top:g} (its maximum)")
+    if not values["reason"]:
+        return "a reason is required (the student sees it)"
+    return Override(str(path), line, values["submission"], values["sid"], values["question"],
+                    points, values["reason"])
+
+
+def load(out: Path, max_points: dict[str, float]) -> tuple[list[Override], list[str]]:
+    """The well-formed overrides of the class folder ``out`` (none if the file is absent) and a
+    ``FILE:LINE: what is wrong`` line per malformed row (unknown question, points out of range
+    or not a number, no reason, not exactly one of submission and sid; or a bad header)."""
     path = Path(out) / FILE_NAME
     if not path.is_file():
-        return []
+        return [], []
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise OverrideError(f"{path}: the header must have the columns "
-                                    f"{', '.join(COLUMNS)} (missing: {', '.join(missing)})")
+                return [], [f"{path}:1: the header must have the columns {', '.join(COLUMNS)} "
+                            f"(missing: {', '.join(missing)})"]
             rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise OverrideError(f"{path}: cannot be read ({error})") from None
-    found = []
+        return [], [f"{path}: cannot be read ({error})"]
+    found, problems = [], []
     for line, row in rows:
         values = {c: (row.get(c) or "").strip() for c in COLUMNS}
         if not any(values.values()):
             continue
-        where = f"{path}, line {line}"
-        if bool(values["submission"]) == bool(values["sid"]):
-            raise OverrideError(f"{where}: give either a submission or a sid")
-        if values["question"] not in QUESTIONS:
-            raise OverrideError(f"{where}: unknown question {values['question']!r} "
-                                f"(one of {', '.join(QUESTIONS)})")
-        try:
-            points = float(values["points"])
-        except ValueError:
-            raise OverrideError(f"{where}: points {values['points']!r} is not a number") from None
-        top = max_points[values["question"]]
-        if not 0 <= points <= top:
-            raise OverrideError(f"{where}: points must be between 0 and {top:g}")
-        if not values["reason"]:
-            raise OverrideError(f"{where}: a reason is required (the student sees it)")
-        found.append(Override(line, values["submission"], values["sid"], values["question"],
-                              points, values["reason"]))
-    return found
+        parsed = _parse(path, line, values, max_points)
+        if isinstance(parsed, Override):
+            found.append(parsed)
+        else:
+            problems.append(f"{path}:{line}: {parsed}")
+    return found, problems
 
 
 def _targets(override: Override, records: Sequence[dict]) -> list[dict]:
@@ -92,17 +114,19 @@ def _targets(override: Override, records: Sequence[dict]) -> list[dict]:
 
 
 def apply(records: Sequence[dict], overrides: Sequence[Override]) -> tuple[list[dict], list[str]]:
-    """Copies of ``records`` with the overrides applied, and a warning per override that names
-    no graded submission. An adjusted record gets ``overrides`` (a list of dicts: question,
-    graded, points, reason) and its question score and total changed."""
+    """Copies of ``records`` with the overrides applied, and a ``FILE:LINE: ...`` line per
+    override that names no graded submission (it is not applied). An adjusted record gets
+    ``overrides`` (a list of dicts: question, graded, points, reason) and its question score and
+    total changed."""
     adjusted = [copy.deepcopy(r) for r in records]
-    warnings = []
+    unmatched = []
     for override in overrides:
         targets = _targets(override, adjusted)
         if not targets:
-            who = override.submission or f"sid {override.sid}"
-            warnings.append(f"{FILE_NAME}, line {override.line}: {who} is not in this folder; "
-                            "the override is not applied")
+            who = (f"submission {override.submission!r}" if override.submission
+                   else f"sid {override.sid!r}")
+            unmatched.append(f"{override.where}: {who} matches no graded submission in this "
+                             f"folder; this override of {override.question} is not applied")
         for record in targets:
             question = record.setdefault("questions", {}).setdefault(
                 override.question, {"score": 0.0, "max_score": 0.0, "diagnoses": []})
@@ -115,7 +139,7 @@ def apply(records: Sequence[dict], overrides: Sequence[Override]) -> tuple[list[
             question["score"] = override.points
             record["total"] = round(sum(float(q.get("score", 0.0))
                                         for q in record["questions"].values()), 4)
-    return adjusted, warnings
+    return adjusted, unmatched
 
 
 def summary(record: dict) -> str:
