@@ -264,3 +264,15 @@ def test_malformed_override_rows_each_name_file_and_line_and_stop_export_and_reb
     result = run("export-grades", out, "--format", "csv")
     assert result.exit_code == 2 and len(lines(result)) == 1
     assert f"{path}:1: " in result.output and "missing: sid" in result.output
+
+
+def test_export_stops_with_one_line_while_a_grading_run_holds_the_folder(out, tmp_path):
+    from adaline_kit.grade import lock
+
+    target = tmp_path / "grades.csv"
+    with lock.hold(out):  # what a grading run holds while it changes the folder
+        result = run("export-grades", out, "--format", "csv", "-o", target)
+        assert result.exit_code == 1 and len(lines(result)) == 1, result.output
+        assert "being graded by another run" in result.output and not target.exists()
+    assert run("export-grades", out, "--format", "csv", "-o", target).exit_code == 0
+    assert target.is_file()

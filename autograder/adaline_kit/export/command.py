@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import click
@@ -12,8 +14,8 @@ DEFAULT_ASSIGNMENT = "Adaline three ways"
 @click.command("export-grades")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "kind", type=click.Choice(["canvas", "gradescope", "csv"]),
-              required=True, help="Canvas gradebook import, Gradescope score upload, or the "
-                                  "gradebook as CSV.")
+              required=True, help="Canvas gradebook import; Name, SID, Email, Total Score "
+                                  "for Gradescope; or the gradebook as CSV.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="File to write (default: OUT/export-FORMAT.csv).")
 @click.option("--excel", is_flag=True,
@@ -33,12 +35,26 @@ def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
     While overrides.csv has a malformed row, or a row that names no graded submission, nothing
     is written: each problem is printed as FILE:LINE and the exit status is 2.
     """
+    from ..cli import KitError
+    from ..grade import lock
+
+    if not out.is_dir():
+        raise KitError(f"no such class folder: {out}")
+    # Not while a grading run is changing the folder (a folder nobody can write is never graded).
+    held = lock.hold(out) if os.access(out, os.W_OK) else contextlib.nullcontext()
+    try:
+        with held:
+            _export(out, kind, output, excel, assignment, ignore_unmatched_overrides)
+    except lock.FolderBusy as error:
+        raise KitError(str(error)) from None
+
+
+def _export(out: Path, kind: str, output: Path | None, excel: bool, assignment: str,
+            ignore_unmatched_overrides: bool) -> None:
     from ..cli import KitError, ProblemsError
     from ..grade import classbook, gradebook
     from . import formats
 
-    if not out.is_dir():
-        raise KitError(f"no such class folder: {out}")
     book = classbook.load(out)
     unmatched = [] if ignore_unmatched_overrides else [
         f"{line} (fix or remove the row, or pass --ignore-unmatched-overrides)"
