@@ -10,8 +10,8 @@ from pathlib import Path
 
 from adaline_kit.grade.emulation import run_like_gradescope
 from adaline_kit.settings import QUESTIONS
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def test_adaline_kit_grade_matches_the_gradescope_path(autograder_zip, gradescope_python,

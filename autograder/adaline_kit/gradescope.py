@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import settings as settings_module
-from .data import prepare_lecture_split
+from .assignments.adaline_autograd.data import prepare_lecture_split
 from .grade import gradescope_results
 from .grade.runner import grade_submission, zero_report
 from .grade.submission import find_submission

@@ -16,7 +16,7 @@ from pathlib import Path
 from otter.plugins import AbstractOtterPlugin
 
 from . import settings as settings_module
-from .data import prepare_lecture_split
+from .assignments.adaline_autograd.data import prepare_lecture_split
 from .grade.feedback import question_feedback
 from .grade.runner import grade_submission
 from .grade.sandbox import Zygote

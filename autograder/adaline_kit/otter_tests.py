@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks, settings as settings_module
-from .checks.inprocess import make_probe
-from .data import prepare_lecture_split
+from . import settings as settings_module
+from .assignments.adaline_autograd import checks
+from .assignments.adaline_autograd.checks.inprocess import make_probe
+from .assignments.adaline_autograd.data import prepare_lecture_split
 from .grade import submission as submission_loader
 from .grade.feedback import question_feedback
 

@@ -60,9 +60,11 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def prepare() -> Prepared:
     """Check everything and compute the answer key; write nothing. Raises a SettingsError
     subclass (one line) on any problem."""
-    from .. import checks, settings as settings_module
-    from ..data import prepare_lecture_split
-    from . import declarations, paths, reference_run
+    from .. import settings as settings_module
+    from ..assignments.adaline_autograd import checks
+    from ..assignments.adaline_autograd.data import prepare_lecture_split
+    from . import declarations, paths
+    from ..assignments.adaline_autograd import reference_run
     from .student_notebook import Values, make_student_notebook, strip_markers
 
     settings = settings_module.load()
@@ -87,9 +89,9 @@ def prepare() -> Prepared:
 
 
 def _provisional_key(settings, data):
-    from ..answer_key import AnswerKey
-    from ..checks.common import lecture_spec
-    from .. import reference
+    from ..assignments.adaline_autograd.answer_key import AnswerKey
+    from ..assignments.adaline_autograd.checks.common import lecture_spec
+    from ..assignments.adaline_autograd import reference
 
     spec = lecture_spec(data)
     costs, w, b = spec.reference()
@@ -107,7 +109,7 @@ def build_all(out_root: Path | None = None, solutions: bool = True,
     ``verify(outputs)``, if given, runs on the staged bundles and may raise to keep them out
     of ``dist/``.
     """
-    from .. import answer_key
+    from ..assignments.adaline_autograd import answer_key
     from . import autograder_zip, bundles, paths
 
     prepared = prepare()

@@ -91,5 +91,7 @@ def build(target: Path) -> Path:
     members["setup.sh"] = setup.encode()
     members["run_autograder"] = paths.GRADESCOPE_FILES / "run_autograder"
     members["requirements.txt"] = requirements_text().encode()
-    members.update(package_files(paths.PACKAGE, "lib"))
+    from ..assignments.adaline_autograd import CORPUS
+
+    members.update(package_files(paths.PACKAGE, "lib", exclude=[CORPUS]))
     return write_zip(target, members, executable={"run_autograder", "setup.sh"})

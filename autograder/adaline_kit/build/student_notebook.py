@@ -91,7 +91,7 @@ def assignment_table(assignment) -> dict[str, object]:
 
 
 def expected_table(key) -> dict[str, str]:
-    """``{expected[KEY]}`` values of an :class:`~adaline_kit.answer_key.AnswerKey`."""
+    """``{expected[KEY]}`` values of an :class:`~adaline_kit.assignments.adaline_autograd.answer_key.AnswerKey`."""
     accuracies, costs = key.accuracies, key.costs
     return {"train_accuracy": f"{accuracies['training']:.2f}",
             "test_accuracy": f"{accuracies['test']:.2f}",
@@ -115,7 +115,7 @@ class Values:
                 self._tables[name] = assignment_table(
                     given or settings_module.load().assignment)
             else:
-                from .. import answer_key
+                from ..assignments.adaline_autograd import answer_key
                 self._tables[name] = expected_table(given or answer_key.load())
         return self._tables[name]
 

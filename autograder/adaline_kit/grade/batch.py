@@ -600,7 +600,7 @@ def grade_all(todo: list[tuple[Job, str]], out: Path, workers: int, seed: int | 
     """
     from .. import settings as settings_module
     from ..build import paths
-    from ..data import prepare_lecture_split
+    from ..assignments.adaline_autograd.data import prepare_lecture_split
 
     if not todo:
         return []

@@ -113,7 +113,7 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     from all of them, with OUT/overrides.csv applied. Without PATH, only that rebuild is done.
     """
     from . import batch, classbook, lock, overrides
-    from ..answer_key import load as load_answer_key
+    from ..assignments.adaline_autograd.answer_key import load as load_answer_key
 
     load_answer_key()  # one line, status 2, if grading.toml changed since the last build
     for path in paths:

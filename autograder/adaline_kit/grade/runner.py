@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checks
-from ..data import LectureData
+from ..assignments.adaline_autograd import checks
+from ..assignments.adaline_autograd.data import LectureData
 from ..outcomes import CheckResult, ProbeFailure, QuestionResult
 from ..settings import QUESTIONS, Settings
 from . import submission as submission_loader

@@ -33,7 +33,8 @@ import sys
 import traceback
 import types
 
-from . import audit, facade, landlock, probes, spies
+from . import audit, facade, landlock, spies
+from ..assignments.adaline_autograd import probes
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
 # Variables the student process keeps from the grader's environment (the zygote was started with

@@ -81,7 +81,7 @@ class CorpusCase:
 def default_corpus() -> Path:
     from ..build import paths
 
-    return paths.REPO / "tests" / "corpus"
+    return paths.PACKAGE / "assignments" / "adaline_autograd" / "corpus"
 
 
 def _read_expectations(path: Path, label: str) -> dict:
@@ -135,7 +135,7 @@ def discover(corpus: Path, groups: Iterable[str] | None = None) -> list[CorpusCa
     the expectations. CorpusError (one line) for a missing folder or group, a sidecar without
     its file, or a notebook or zip whose expectations cannot be read.
     """
-    from ..checks import diagnoses
+    from ..assignments.adaline_autograd.checks import diagnoses
     from ..settings import QUESTIONS
 
     corpus = Path(corpus)
@@ -213,7 +213,7 @@ def hidden_code_lines(package_dir: Path | None = None) -> set[str]:
     to be shown), is at least ``MIN_HIDDEN_LINE`` characters long without its comment, and is
     not also a line of the notebook the students are given.
     """
-    package_dir = Path(package_dir or Path(__file__).resolve().parents[1])
+    package_dir = Path(package_dir or Path(__file__).resolve().parents[1] / "assignments" / "adaline_autograd")
     hidden = set()
     for path in sorted((package_dir / "checks").glob("*.py")):
         text = path.read_text(encoding="utf-8")
@@ -237,7 +237,7 @@ class _Pattern:
 
 
 def _diagnosis_patterns() -> list[_Pattern]:
-    from ..checks import diagnoses
+    from ..assignments.adaline_autograd.checks import diagnoses
 
     patterns = []
     for entry in diagnoses.CATALOGUE:
@@ -339,7 +339,7 @@ def grade_fast(cases: list[CorpusCase], jobs: int, seed: int | None = None,
     ``adaline-kit grade``; no result files or plots are written)."""
     from .. import settings as settings_module
     from ..build import paths
-    from ..data import prepare_lecture_split
+    from ..assignments.adaline_autograd.data import prepare_lecture_split
 
     settings = settings_module.load()
     data_file = paths.DATA_FILE

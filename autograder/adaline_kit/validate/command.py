@@ -112,7 +112,7 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
 
     from . import CorpusError, default_corpus, discover, validate as run_validation
     from ..settings import QUESTIONS
-    from ..answer_key import load as load_answer_key
+    from ..assignments.adaline_autograd.answer_key import load as load_answer_key
 
     load_answer_key()  # one line, status 2, if grading.toml changed since the last build
     if autograder is not None:
