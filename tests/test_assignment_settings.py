@@ -155,7 +155,7 @@ def test_good_grading_toml_loads_its_values(tmp_path):
 
 
 def test_questions_with_points_are_those_with_hidden_checks():
-    assert tuple(GRADERS) == settings.QUESTIONS
+    assert tuple(GRADERS) == settings.questions()
 
 
 # --- the declarations -------------------------------------------------------------------------------

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-DEFAULT_ASSIGNMENT = "Adaline three ways"
-
-
 @click.command("export-grades")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "kind", type=click.Choice(["canvas", "gradescope", "csv"]),
@@ -18,18 +15,20 @@ DEFAULT_ASSIGNMENT = "Adaline three ways"
               help="File to write (default: OUT/export-FORMAT.csv).")
 @click.option("--excel", is_flag=True,
               help="Start the file with a UTF-8 byte-order mark, so Excel reads names right.")
-@click.option("--assignment", default=DEFAULT_ASSIGNMENT, show_default=True,
-              help="The assignment's column name (Canvas).")
+@click.option("--assignment", default=None,
+              help="The assignment's column name (Canvas; default: the assignment's title).")
 def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
                   assignment: str) -> None:
     """Write the grades of the class folder OUT as an LMS upload file.
 
     Scores are the totals after OUT/overrides.csv; group submissions give a row per member.
     """
+    from ..assignment import current
     from ..cli import KitError
     from ..grade import classbook, gradebook, overrides
     from . import formats
 
+    assignment = assignment or current().TITLE
     if not out.is_dir():
         raise KitError(f"no such class folder: {out}")
     try:

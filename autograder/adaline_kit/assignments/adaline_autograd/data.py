@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from adaline_kit.settings import Assignment, SettingsError
+from adaline_kit.settings import SettingsError
+
+from . import Settings as Assignment
 
 DEFAULT_DATA = Path(__file__).resolve().parents[4] / "data" / "iris.data"
 

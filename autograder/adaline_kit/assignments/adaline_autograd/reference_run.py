@@ -19,7 +19,9 @@ import nbformat
 
 from . import reference
 from .answer_key import AnswerKey
-from adaline_kit.settings import Assignment, SettingsError
+from adaline_kit.settings import SettingsError
+
+from . import Settings as Assignment
 from adaline_kit.build import paths
 from adaline_kit.build.notebook_run import NotebookRunError, execute
 
@@ -40,6 +42,20 @@ print({mark!r} + _kit_json.dumps(_kit_out))
 
 class ReferenceError(SettingsError):
     """The reference solution disagrees with the independent reference (one line)."""
+
+
+def provisional_key(assignment: Assignment, data) -> AnswerKey:
+    """The independent float64 reference's results as an answer key (to fill the notebook's
+    ``{expected[...]}`` before the reference solution has run)."""
+    from .checks.common import lecture_spec
+
+    spec = lecture_spec(data)
+    costs, w, b = spec.reference()
+    accuracies = {label: reference.accuracy(reference.net_inputs(x, w, b), y)
+                  for label, x, y in spec.evaluate}
+    return AnswerKey(assignment.as_dict(), {"reference": {
+        "costs": costs, "weight": w.reshape(-1).tolist(), "bias": b.tolist(),
+        "accuracies": accuracies}})
 
 
 def trained_questions(questions) -> list[str]:
