@@ -253,7 +253,7 @@ def test_build_refuses_in_one_line(edited, case):
     change(edited)
     before = {p: (edited / p).read_bytes() for p in (
         Path("assignments/adaline_autograd/adaline_autograd.ipynb"),
-        Path("autograder/adaline_kit/answer_key.json"))}
+        Path("autograder/adaline_kit/assignments/adaline_autograd/answer_key.json"))}
     result = kit(edited, "build", "--out", str(edited / "dist"))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()
