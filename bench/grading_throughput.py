@@ -17,7 +17,7 @@ Measures, in one run and on the same files:
    768 MiB budget of a default Gradescope container. RSS counts pages shared with the zygote in
    every process; PSS shares them out, so the PSS sum over a tree is its real footprint.
 
-The corpus is ``tests/corpus/**/*.ipynb`` when that folder exists (topped up to 30 if smaller),
+The corpus is the assignment's validation corpus (``**/*.ipynb``) when that folder exists (topped up to 30 if smaller),
 otherwise 32 variants mixed from the reference solution and the untouched stubs. The otter loop
 is slow (several seconds per submission), so by default it runs on an evenly spaced sample of the
 corpus; ``--otter-sample 0`` runs it on all of it. The output states what was measured.
@@ -44,6 +44,7 @@ import psutil
 from tree_sampler import TreeSampler
 
 REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "autograder" / "adaline_kit" / "assignments" / "adaline_autograd" / "corpus"
 MEMORY_BUDGET_MIB = 768
 OTTER_TIMEOUT = 300  # plain otter run has no per-cell limit: a safety net for the loop
 MIB = 1 << 20
@@ -140,7 +141,7 @@ def corpus(workdir: Path, minimum: int, with_hangs: bool) -> tuple[list[Path], s
     reference_dir = workdir / "reference"
     reference_dir.mkdir()
     reference = reference_submission(reference_dir)
-    found = sorted((REPO / "tests" / "corpus").glob("**/*.ipynb"))
+    found = sorted((CORPUS).glob("**/*.ipynb"))
     hangs = [] if with_hangs else [p for p in found if hits_time_limits(p)]
     files = []
     for path in found:  # copied flat, named after group and case
@@ -149,7 +150,7 @@ def corpus(workdir: Path, minimum: int, with_hangs: bool) -> tuple[list[Path], s
         target = folder / f"{path.parent.name}__{path.name}"
         shutil.copy(path, target)
         files.append(target)
-    description = f"{len(files)} notebooks of tests/corpus"
+    description = f"{len(files)} notebooks of the validation corpus"
     if hangs:
         description += (f"; {len(hangs)} cases built to hit the time limits left out "
                         "(--with-hangs includes them)")

@@ -35,8 +35,8 @@ from adaline_kit.grade import batch, gradebook, lock, reports
 from adaline_kit.settings import load
 from test_grade_cli import _one_line_error as one_line_error
 from test_grade_cli import grade
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
-CORPUS = Path(__file__).parent / "corpus"
 SETTINGS = load()
 FULL = SETTINGS.max_total
 CLI = [sys.executable, "-c", "from adaline_kit.cli import run; run()"]

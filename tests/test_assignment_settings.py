@@ -11,12 +11,13 @@ import json
 import nbformat
 import pytest
 
-from adaline_kit import answer_key, reference, settings
+from adaline_kit import settings
+from adaline_kit.assignments.adaline_autograd import answer_key, reference
 from adaline_kit.build import declarations, paths, verdict_problems
-from adaline_kit.build.reference_run import ReferenceError, cross_check
-from adaline_kit.checks import GRADERS
-from adaline_kit.checks.common import lecture_spec, other_spec
-from adaline_kit.data import prepare_lecture_split
+from adaline_kit.assignments.adaline_autograd.reference_run import ReferenceError, cross_check
+from adaline_kit.assignments.adaline_autograd.checks import GRADERS
+from adaline_kit.assignments.adaline_autograd.checks.common import lecture_spec, other_spec
+from adaline_kit.assignments.adaline_autograd.data import prepare_lecture_split
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
              0.12600, 0.12007, 0.11547, 0.11178, 0.10884, 0.10656, 0.10470, 0.10320, 0.10200,
@@ -154,7 +155,7 @@ def test_good_grading_toml_loads_its_values(tmp_path):
 
 
 def test_questions_with_points_are_those_with_hidden_checks():
-    assert tuple(GRADERS) == settings.QUESTIONS
+    assert tuple(GRADERS) == settings.questions()
 
 
 # --- the declarations -------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def test_self_check_fails_a_question_worth_other_points():
 def test_other_data_avoids_the_lecture_settings_and_the_signature_defaults(monkeypatch, lecture):
     import numpy as np
 
-    from adaline_kit.checks import common
+    from adaline_kit.assignments.adaline_autograd.checks import common
 
     for name, value in lecture.items():
         monkeypatch.setitem(common.LECTURE_SETTINGS, name, value)

@@ -49,7 +49,7 @@ def test_the_master_has_solution_lines_to_look_for():
 @pytest.mark.parametrize("name, content", [
     ("adaline_autograd/tests/q1_hidden.py",
      b'test = {"suites": [{"cases": [{"code": ">>> 1", "hidden": True}]}]}'),
-    ("lib/adaline_kit/checks/q1.py", b"def check(): pass"),
+    ("lib/adaline_kit/assignments/adaline_autograd/checks/q1.py", b"def check(): pass"),
     ("adaline_autograd/extra.py", b"from adaline_kit.otter_tests import check_question"),
 ])
 def test_leak_finder_catches_hidden_material(student_zip, name, content):

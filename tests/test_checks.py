@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from adaline_kit import data as lecture_data
-from adaline_kit import reference, settings as grading_settings
-from adaline_kit.checks import GRADERS, common, diagnoses, grade_questions, inprocess, q1, source_rules
+from adaline_kit import settings as grading_settings
+from adaline_kit.assignments.adaline_autograd import data as lecture_data
+from adaline_kit.assignments.adaline_autograd import reference
+from adaline_kit.assignments.adaline_autograd.checks import (GRADERS, common, diagnoses,
+                                                             grade_questions, inprocess, q1,
+                                                             source_rules)
 from adaline_kit.outcomes import ProbeFailure
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -980,7 +983,7 @@ def test_grading_is_fast(data, settings):
 
 
 def test_lecture_checks_earn_credit_only_with_the_other_data_run():
-    from adaline_kit.checks import credit_lecture_checks
+    from adaline_kit.assignments.adaline_autograd.checks import credit_lecture_checks
     from adaline_kit.outcomes import CheckResult, QuestionResult
 
     def checks(other_passed):

@@ -22,7 +22,7 @@ def test_an_error_that_fails_several_checks_is_explained_once():
 
 
 def test_every_check_line_shows_its_points_and_withheld_is_not_fail():
-    from adaline_kit.checks import credit_lecture_checks
+    from adaline_kit.assignments.adaline_autograd.checks import credit_lecture_checks
 
     checks = credit_lecture_checks([
         CheckResult("gradient_values", True, 2.0, "ok"),

@@ -372,7 +372,7 @@ def test_a_sandbox_that_died_is_restarted_and_the_submission_still_graded(
     import threading
 
     from adaline_kit.build import paths
-    from adaline_kit.data import prepare_lecture_split
+    from adaline_kit.assignments.adaline_autograd.data import prepare_lecture_split
 
     zygote = batch.SharedZygote()
     try:

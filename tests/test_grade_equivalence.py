@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from adaline_kit.grade.emulation import run_like_gradescope
-from adaline_kit.settings import QUESTIONS
+from adaline_kit.settings import questions
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def test_adaline_kit_grade_matches_the_gradescope_path(autograder_zip, gradescope_python,
@@ -24,7 +24,7 @@ def test_adaline_kit_grade_matches_the_gradescope_path(autograder_zip, gradescop
     subprocess.run([str(cli), "grade", *map(str, notebooks), "-o", str(out), "--jobs", "2"],
                    check=True, capture_output=True, timeout=1200)
     with open(out / "grades.csv", newline="") as handle:
-        local = {row["submission"]: {q: float(row[q]) for q in QUESTIONS}
+        local = {row["submission"]: {q: float(row[q]) for q in questions()}
                  for row in csv.DictReader(handle)}
 
     def on_gradescope(notebook: Path) -> tuple[str, dict]:
@@ -38,6 +38,6 @@ def test_adaline_kit_grade_matches_the_gradescope_path(autograder_zip, gradescop
                    if local[name] != gradescope[name]}
     assert differences == {}
     # Not vacuous: the corpus spans full marks and lost points on every question.
-    for question in QUESTIONS:
+    for question in questions():
         assert {scores[question] == max(s[question] for s in local.values())
                 for scores in local.values()} == {True, False}

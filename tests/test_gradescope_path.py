@@ -167,7 +167,8 @@ report = {
     "uid": os.getuid(),
     "stdlib": attempt(lambda: open(os.__file__).read(64)),
     "binary": attempt(lambda: open(os.path.realpath(sys.executable), "rb").read(64)),
-    "checks": attempt(lambda: open(SOURCE + "/lib/adaline_kit/checks/q1.py").read(64)),
+    "checks": attempt(lambda: open(SOURCE + "/lib/adaline_kit/assignments/adaline_autograd/"
+                                   "checks/q1.py").read(64)),
     "source": attempt(lambda: os.listdir(SOURCE)),
 }
 run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],

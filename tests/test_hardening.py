@@ -1,6 +1,6 @@
 """Hardened grading (issue 4): student code cannot raise its own score, no submission is lost.
 
-Every case of ``tests/corpus/cases_faults.py`` and ``cases_adversarial.py`` (plus the reference
+Every case of the corpus's ``cases_faults.py`` and ``cases_adversarial.py`` (plus the reference
 as a control) is graded once, through the built autograder zip exactly as Gradescope runs it
 (``run_like_gradescope``: ``run_autograder``, the zip's own ``lib/``, an interpreter that the
 student user can read, like setup.sh's ``/opt`` install, and that cannot import the kit from this
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import pytest
 
+from adaline_kit.assignments.adaline_autograd import CORPUS
 from adaline_kit.grade import gradescope_results
 from adaline_kit.grade.emulation import run_like_gradescope
 from adaline_kit.sandbox import landlock
 from adaline_kit.settings import load
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
 if str(CORPUS) not in sys.path:
     sys.path.insert(0, str(CORPUS))
 
@@ -398,7 +398,7 @@ def test_submission_time_limit_holds_even_when_alarms_are_disabled(reference_not
     import nbformat
 
     from adaline_kit.build.paths import DATA_FILE
-    from adaline_kit.data import prepare_lecture_split
+    from adaline_kit.assignments.adaline_autograd.data import prepare_lecture_split
     from adaline_kit.grade.runner import grade_submission
     from adaline_kit.grade.sandbox import Zygote
     from adaline_kit.settings import Limits, Settings
@@ -412,7 +412,7 @@ def test_submission_time_limit_holds_even_when_alarms_are_disabled(reference_not
     nbformat.write(notebook, path)
     limits = Limits(question_seconds=5, cell_seconds=3, submission_seconds=12, memory_mib=640,
                     output_bytes=2000)
-    settings = Settings(points=SETTINGS.points, limits=limits)
+    settings = dataclasses.replace(SETTINGS, limits=limits)
     with Zygote() as zygote:
         started = time.monotonic()
         report = grade_submission(path, zygote, settings, prepare_lecture_split(DATA_FILE),

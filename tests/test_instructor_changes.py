@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from adaline_kit.build import paths
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
 REPO = paths.REPO
 COPIED = ("autograder", "assignments", "solutions", "data", "otter_config.json", "pyproject.toml",
@@ -148,9 +149,9 @@ def graded(changed, tmp_path_factory):
                   f"Path({str(folder / 'reference.ipynb')!r}))")
     # Written for the lecture's defaults (20 epochs, 0.01, seed 123 in its own calls), but
     # correct in general.
-    shutil.copy(REPO / "tests" / "corpus" / "correct" / "one_big_cell.ipynb",
+    shutil.copy(CORPUS / "correct" / "one_big_cell.ipynb",
                 folder / "lecture_written.ipynb")
-    lecture = nbformat.read(REPO / "tests" / "corpus" / "correct" / "reference.ipynb", 4)
+    lecture = nbformat.read(CORPUS / "correct" / "reference.ipynb", 4)
     for name, function, old, new in (
             ("hardcoded_lr", "def train_nn", "lr=learning_rate", "lr=0.01"),
             ("hardcoded_epochs", "def train_autograd", "range(num_epochs)", "range(20)")):
@@ -252,7 +253,7 @@ def test_build_refuses_in_one_line(edited, case):
     change(edited)
     before = {p: (edited / p).read_bytes() for p in (
         Path("assignments/adaline_autograd/adaline_autograd.ipynb"),
-        Path("autograder/adaline_kit/answer_key.json"))}
+        Path("autograder/adaline_kit/assignments/adaline_autograd/answer_key.json"))}
     result = kit(edited, "build", "--out", str(edited / "dist"))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()

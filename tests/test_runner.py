@@ -6,7 +6,7 @@ import os
 import signal
 
 from adaline_kit.build import paths
-from adaline_kit.data import prepare_lecture_split
+from adaline_kit.assignments.adaline_autograd.data import prepare_lecture_split
 from adaline_kit.grade.runner import grade_submission
 from adaline_kit.grade.sandbox import Zygote
 from adaline_kit.settings import load

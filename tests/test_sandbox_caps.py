@@ -24,8 +24,8 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from tree_sampler import TreeSampler  # noqa: E402
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
 MEMORY_BUDGET_MIB = 768
 SETTINGS = load()
 

@@ -1,6 +1,6 @@
 """The sandbox holds when ``adaline-kit grade`` runs as root and as an ordinary user.
 
-One class (the whole adversarial corpus, the sandbox attacks of ``tests/corpus/cases_escape.py``
+One class (the whole adversarial corpus, the sandbox attacks of the corpus's ``cases_escape.py``
 among them, and a victim, the reference solution) is graded with the real CLI three times: as root (student code runs as
 ``nobody``), and twice as an ordinary user (``unshare -U`` maps this user to uid 1000 without
 any privilege; student code then runs as that same user, kept in by Landlock alone), the second
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from adaline_kit.assignments.adaline_autograd import CORPUS
 from adaline_kit.sandbox import landlock
 from adaline_kit.settings import load
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
 if str(CORPUS) not in sys.path:
     sys.path.insert(0, str(CORPUS))
 

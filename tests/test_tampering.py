@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 
-from adaline_kit import checks
+from adaline_kit.assignments.adaline_autograd import checks
 from adaline_kit.build import paths
 from adaline_kit.grade import tampering
 from adaline_kit.outcomes import CheckResult, QuestionResult
@@ -24,7 +24,7 @@ def test_the_notebooks_themselves_raise_no_flag():
 def test_reaching_for_the_grader_is_flagged_with_its_cell():
     cells = ["x = 1", "import gc\nfor o in gc.get_objects():\n    pass",
              "frame = inspect.currentframe().f_back", "getattr(frame, 'f_globals')",
-             "s = inspect.stack()", "import adaline_kit.sandbox.probes"]
+             "s = inspect.stack()", "import adaline_kit.assignments.adaline_autograd.probes"]
     flags = tampering.scan(cells)
     for needle in ("code cell 2 uses get_objects", "code cell 3 uses currentframe",
                    "code cell 3 uses f_back", "code cell 4 uses f_globals",

@@ -1,6 +1,6 @@
 """Grader validation: ``adaline-kit validate`` over the corpus of correct and wrong submissions.
 
-The corpus (``tests/corpus``, written by ``casebook.py`` from ``cases_*.py``) states what the
+The corpus (the assignment package's ``corpus/``, written by ``casebook.py`` from ``cases_*.py``) states what the
 grader must say about each submission; ``validate`` grades them all and fails when a verdict, a
 diagnosis or the feedback is off. These tests run it as a user does and also check that it
 fails when it should (a wrong expectation, a missing file, hidden code in the feedback).
@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from adaline_kit.assignments.adaline_autograd import CORPUS
 from adaline_kit.build import paths
-from adaline_kit.checks import diagnoses
+from adaline_kit.assignments.adaline_autograd.checks import diagnoses
 from adaline_kit.validate import (CorpusCase, Received, QuestionOutcome, diagnoses_in_text,
                                   hidden_code_lines, judge, leaked_lines)
 
-CORPUS = paths.REPO / "tests" / "corpus"
 sys.path.insert(0, str(CORPUS))
 
-import casebook  # noqa: E402 - lives in tests/corpus
+import casebook  # noqa: E402 - lives in the corpus folder
+
+CASEBOOK = Path(casebook.__file__).relative_to(paths.REPO).as_posix()
 
 RATES = re.compile(r"^catch rate (?P<catch>[\d.]+|n/a)% of (?P<wrong>\d+) wrong submissions, "
                    r"false-failure rate (?P<false>[\d.]+|n/a)% of (?P<correct>\d+) correct "
@@ -261,9 +263,9 @@ def test_committed_corpus_matches_casebook():
     expected_files = set()
     for case in cases:
         assert case.path.is_file(), f"{case.path.relative_to(CORPUS)} is missing: run " \
-                                    "python tests/corpus/casebook.py"
+                                    "python " + CASEBOOK
         assert case.path.read_bytes() == casebook.build_case(case), \
-            f"{case.path.relative_to(CORPUS)} is stale: run python tests/corpus/casebook.py"
+            f"{case.path.relative_to(CORPUS)} is stale: run python " + CASEBOOK
         expected_files.add(case.path)
         sidecar = case.path.with_name(case.path.name + ".expect.json")
         if case.raw is not None or case.suffix != ".ipynb" or case.transform is not None:

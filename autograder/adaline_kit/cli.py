@@ -45,7 +45,7 @@ def _summary_line(label: str, results: dict) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="adaline-kit")
 def main() -> None:
-    """Autograded Adaline assignment: build bundles, grade submissions, validate the grader."""
+    """Autograded assignment kit: build bundles, grade submissions, validate the grader."""
 
 
 @main.command()

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import settings as settings_module
-from .data import prepare_lecture_split
+from .assignment import current as current_assignment
 from .grade import gradescope_results
 from .grade.runner import grade_submission, zero_report
 from .grade.submission import find_submission
@@ -24,7 +24,8 @@ def grade_autograder_dir(root: Path) -> dict:
     source = root / "source"
     settings = settings_module.load()
     results_path = root / "results" / "results.json"
-    data_file = source / "files" / "data" / "iris.data"
+    assignment = current_assignment()
+    data_file = source / "files" / assignment.DATA_FILE
     submission = find_submission(root / "submission")
     try:
         if submission is None:
@@ -34,7 +35,7 @@ def grade_autograder_dir(root: Path) -> dict:
             with Zygote() as zygote:
                 # The folder, not the file: with several notebooks, the feedback says which.
                 report = grade_submission(root / "submission", zygote, settings,
-                                          prepare_lecture_split(data_file), data_file)
+                                          assignment.load_data(data_file), data_file)
         return gradescope_results.write(report, settings, results_path)
     except Exception as error:  # noqa: BLE001 - Gradescope must always get a results.json
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()

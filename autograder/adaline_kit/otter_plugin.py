@@ -16,7 +16,7 @@ from pathlib import Path
 from otter.plugins import AbstractOtterPlugin
 
 from . import settings as settings_module
-from .data import prepare_lecture_split
+from .assignment import current as current_assignment
 from .grade.feedback import question_feedback
 from .grade.runner import grade_submission
 from .grade.sandbox import Zygote
@@ -24,7 +24,8 @@ from .grade.sandbox import Zygote
 
 def _data_file() -> Path:
     """Otter grades from the autograder folder: the zip's support file is under source/files."""
-    for candidate in (Path("source/files/data/iris.data"), Path("submission/data/iris.data")):
+    name = current_assignment().DATA_FILE
+    for candidate in (Path("source/files") / name, Path("submission") / name):
         if candidate.is_file():
             return candidate.resolve()
     from .build.paths import DATA_FILE
@@ -47,7 +48,7 @@ class HardenedGrading(AbstractOtterPlugin):
         data_file = _data_file()
         with Zygote() as zygote:
             report = grade_submission(self.submission_path, zygote, settings,
-                                      prepare_lecture_split(data_file), data_file)
+                                      current_assignment().load_data(data_file), data_file)
         for question, verdict in report.questions.items():
             results.update_score(question, verdict.score)
         results.set_plugin_data("adaline_kit.otter_plugin.HardenedGrading", {

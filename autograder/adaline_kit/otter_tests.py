@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks, settings as settings_module
-from .checks.inprocess import make_probe
-from .data import prepare_lecture_split
+from . import settings as settings_module
+from .assignment import current as current_assignment
 from .grade import submission as submission_loader
 from .grade.feedback import question_feedback
 
@@ -30,12 +29,14 @@ def _notebook_cells() -> list[str]:
 
 def check_question(question: str, namespace: dict) -> None:
     settings = settings_module.load()
-    data_file = Path("data/iris.data")
+    assignment = current_assignment()
+    data_file = Path(assignment.DATA_FILE)
     with contextlib.redirect_stdout(io.StringIO()):  # the student's own prints
-        probe = make_probe(namespace, runtime_spy=False)
-        results = checks.grade_questions(probe, _notebook_cells(), settings,
-                                         np.random.default_rng(),
-                                         prepare_lecture_split(data_file), questions=(question,))
+        probe = assignment.in_process_probe(namespace, runtime_spy=False)
+        results = assignment.grade_questions(probe, _notebook_cells(), settings,
+                                             np.random.default_rng(),
+                                             assignment.load_data(data_file),
+                                             questions=(question,))
     verdict = results[question]
     if verdict.score >= verdict.max_score:
         print(f"{question}: all hidden checks passed")

@@ -2,7 +2,7 @@
 
 :func:`build_all` checks grading.toml and the question declarations, runs the reference solution
 and records the answer key (``reference_run``), regenerates the student notebook, then writes
-``dist/adaline_autograd/{student,autograder,solutions}.zip``. Everything is checked before
+``dist/<assignment>/{student,autograder,solutions}.zip``. Everything is checked before
 anything is written; the bundles are written to a staging folder and moved into ``dist/`` only
 when complete. :func:`verify_autograder` grades the reference solution and the untouched student
 notebook with the built autograder exactly as Gradescope runs it; :func:`verdict_problems` says
@@ -60,22 +60,22 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def prepare() -> Prepared:
     """Check everything and compute the answer key; write nothing. Raises a SettingsError
     subclass (one line) on any problem."""
-    from .. import checks, settings as settings_module
-    from ..data import prepare_lecture_split
-    from . import declarations, paths, reference_run
+    from .. import assignment, settings as settings_module
+    from . import declarations, paths
     from .student_notebook import Values, make_student_notebook, strip_markers
 
     settings = settings_module.load()
+    package = assignment.current()
     master = nbformat.read(paths.MASTER_NOTEBOOK, as_version=4)
-    declarations.check(settings.points, checks.GRADERS, master, paths.MASTER_NOTEBOOK.name,
+    declarations.check(settings.points, package.QUESTIONS, master, paths.MASTER_NOTEBOOK.name,
                        paths.PUBLIC_TESTS)
-    data = prepare_lecture_split(paths.DATA_FILE, settings.assignment)
+    data = package.load_data(paths.DATA_FILE, settings.assignment)
     # The markdown's {expected[...]} need the answer key this run records; the kernel only
     # runs code, so the completed notebook it runs gets the independent reference's numbers.
-    provisional = _provisional_key(settings, data)
+    provisional = package.provisional_answer_key(settings.assignment, data)
     completed = strip_markers(master, Values(settings.points, settings.assignment, provisional))
-    key, solution = reference_run.record(completed, settings.assignment, data,
-                                         list(settings.points))
+    key, solution = package.record_answer_key(completed, settings.assignment, data,
+                                              list(settings.points))
     values = Values(settings.points, settings.assignment, key)
     student = make_student_notebook(master, values)
     declarations.check_total(student, settings.max_total, paths.MASTER_NOTEBOOK.name)
@@ -86,20 +86,6 @@ def prepare() -> Prepared:
     return Prepared(settings, values, key, solution, nbformat.writes(student) + "\n")
 
 
-def _provisional_key(settings, data):
-    from ..answer_key import AnswerKey
-    from ..checks.common import lecture_spec
-    from .. import reference
-
-    spec = lecture_spec(data)
-    costs, w, b = spec.reference()
-    accuracies = {label: reference.accuracy(reference.net_inputs(x, w, b), y)
-                  for label, x, y in spec.evaluate}
-    return AnswerKey(settings.assignment.as_dict(), {"reference": {
-        "costs": costs, "weight": w.reshape(-1).tolist(), "bias": b.tolist(),
-        "accuracies": accuracies}})
-
-
 def build_all(out_root: Path | None = None, solutions: bool = True,
               verify=None) -> BuildOutputs:
     """Check, record the answer key, write the student notebook and the bundles.
@@ -107,11 +93,11 @@ def build_all(out_root: Path | None = None, solutions: bool = True,
     ``verify(outputs)``, if given, runs on the staged bundles and may raise to keep them out
     of ``dist/``.
     """
-    from .. import answer_key
+    from ..assignment import current
     from . import autograder_zip, bundles, paths
 
     prepared = prepare()
-    answer_key.write(prepared.answer_key)
+    current().write_answer_key(prepared.answer_key)
     _write_if_changed(paths.STUDENT_NOTEBOOK, prepared.student_text)
     dist = paths.dist_dir(out_root)
     dist.parent.mkdir(parents=True, exist_ok=True)

@@ -32,10 +32,13 @@ def student_members() -> dict[str, bytes | Path]:
     """Archive name -> content of everything a student receives."""
     members: dict[str, bytes | Path] = {
         f"{paths.ASSIGNMENT}/{paths.STUDENT_NOTEBOOK.name}": paths.STUDENT_NOTEBOOK,
-        f"{paths.ASSIGNMENT}/data/iris.data": paths.DATA_FILE,
-        f"{paths.ASSIGNMENT}/data/README.md": paths.DATA_FILE.with_name("README.md"),
+        f"{paths.ASSIGNMENT}/{paths.DATA_NAME}": paths.DATA_FILE,
         f"{paths.ASSIGNMENT}/requirements.txt": STUDENT_REQUIREMENTS.encode(),
     }
+    readme = paths.DATA_FILE.with_name("README.md")  # the data's provenance, if written
+    if readme.is_file():
+        members[f"{paths.ASSIGNMENT}/{Path(paths.DATA_NAME).with_name('README.md').as_posix()}"] = \
+            readme
     for test in sorted(paths.PUBLIC_TESTS.glob("q*.py")):
         members[f"{paths.ASSIGNMENT}/tests/{test.name}"] = test
     return members
@@ -75,5 +78,5 @@ def build_solutions_zip(target: Path, notebook: nbformat.NotebookNode | None = N
     return write_zip(target, {
         f"{name}_solutions/{name}.ipynb": nbformat.writes(notebook).encode(),
         f"{name}_solutions/{name}.html": html.encode(),
-        f"{name}_solutions/data/iris.data": paths.DATA_FILE,
+        f"{name}_solutions/{paths.DATA_NAME}": paths.DATA_FILE,
     })

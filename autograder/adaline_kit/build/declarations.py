@@ -36,7 +36,7 @@ def check(points: dict, graders, master: nbformat.NotebookNode, master_name: str
     for question in declared:
         if question not in graders:
             raise DeclarationError(f"grading.toml [points] {question}: declared, but there are no "
-                                   "hidden checks for it (checks.GRADERS)")
+                                   "hidden checks for it (the assignment package's QUESTIONS)")
     for question in graders:
         if question not in declared:
             raise DeclarationError(f"grading.toml [points]: {question} has hidden checks but no "

@@ -1,18 +1,19 @@
 """Make the student notebook (and the clean solution notebook) from the master notebook.
 
-The master notebook ``solutions/adaline_autograd/adaline_autograd.ipynb`` is the single source of
-truth: a completed reference solution in which the code students write is fenced by marker lines::
+The master notebook ``solutions/NAME/NAME.ipynb`` (``NAME``: the assignment package's) is the
+single source of truth: a completed reference solution in which the code students write is
+fenced by marker lines::
 
     def backward(self, x, yhat, y):
         \"\"\"...\"\"\"
         # BEGIN SOLUTION
-        # STUB: q1: implement Adaline1.backward
+        # STUB: qN: implement Model.backward
         grad_loss_yhat = 2 * (yhat - y)
         ...
         # END SOLUTION
 
 * :func:`make_student_notebook` replaces each fenced block by
-  ``raise NotImplementedError("q1: implement Adaline1.backward")`` at the indentation of the
+  ``raise NotImplementedError("qN: implement Model.backward")`` at the indentation of the
   ``# BEGIN SOLUTION`` line (a block without a ``# STUB:`` line is dropped without replacement),
   drops cells tagged ``solution-only``, and clears outputs and execution counts. Cell ids are kept.
 * :func:`strip_markers` keeps the solution code and drops only the marker lines: the completed
@@ -20,15 +21,14 @@ truth: a completed reference solution in which the code students write is fenced
 
 Both fill placeholders in markdown and code cells, so numbers live in one place:
 
-* ``{points[q1]}`` from ``grading.toml`` ``[points]`` (``{points[total]}`` the sum; a following
+* ``{points[qN]}`` from ``grading.toml`` ``[points]`` (``{points[total]}`` the sum; a following
   `` points`` word agrees in number: ``1 point``, ``4 points``);
-* ``{assignment[KEY]}`` from ``grading.toml`` ``[assignment]`` (``num_epochs``, ``learning_rate``,
-  ``seed``, ``minibatch_size``, ``features``, ``train_size``, ``test_size``, ``rows``,
-  ``data_first``, ``data_end``, ``train_percent``, ``test_percent``, ``standardise``);
+* ``{assignment[KEY]}`` from ``grading.toml`` ``[assignment]``, the keys the assignment
+  package's ``assignment_placeholders`` gives (the settings and what follows from them);
 * lines between ``# IF assignment[KEY]`` and ``# END IF`` (in markdown ``<!-- IF
   assignment[KEY] -->`` and ``<!-- END IF -->``) are kept only when the setting is true;
-* ``{expected[KEY]}`` from the answer key the reference solution produced (``train_accuracy``,
-  ``test_accuracy``: ``92.86``; ``first_loss``, ``last_loss``: ``0.38849``).
+* ``{expected[KEY]}`` from the answer key the reference solution produced (the keys of the
+  package's ``expected_placeholders``).
 
 Command line (from the repository root)::
 
@@ -79,23 +79,17 @@ def _points_table(points: dict | None) -> dict[str, float]:
 
 
 def assignment_table(assignment) -> dict[str, object]:
-    """``{assignment[KEY]}`` values of a :class:`~adaline_kit.settings.Assignment`."""
-    table = dict(assignment.run_settings())
-    table.update(features=list(assignment.features), train_size=assignment.train_size,
-                 test_size=assignment.test_size, rows=assignment.rows,
-                 data_first=assignment.data_rows[0], data_end=assignment.data_rows[1],
-                 train_percent=round(100 * assignment.train_size / assignment.rows),
-                 test_percent=round(100 * assignment.test_size / assignment.rows),
-                 standardise=assignment.standardise)
-    return table
+    """``{assignment[KEY]}`` values of grading.toml's ``[assignment]`` settings."""
+    from ..assignment import current
+
+    return current().assignment_placeholders(assignment)
 
 
 def expected_table(key) -> dict[str, str]:
-    """``{expected[KEY]}`` values of an :class:`~adaline_kit.answer_key.AnswerKey`."""
-    accuracies, costs = key.accuracies, key.costs
-    return {"train_accuracy": f"{accuracies['training']:.2f}",
-            "test_accuracy": f"{accuracies['test']:.2f}",
-            "first_loss": f"{costs[0]:.5f}", "last_loss": f"{costs[-1]:.5f}"}
+    """``{expected[KEY]}`` values of an answer key."""
+    from ..assignment import current
+
+    return current().expected_placeholders(key)
 
 
 class Values:
@@ -115,8 +109,8 @@ class Values:
                 self._tables[name] = assignment_table(
                     given or settings_module.load().assignment)
             else:
-                from .. import answer_key
-                self._tables[name] = expected_table(given or answer_key.load())
+                from ..assignment import current
+                self._tables[name] = expected_table(given or current().load_answer_key())
         return self._tables[name]
 
 

@@ -27,8 +27,11 @@ def write_zip(target: Path, members: dict[str, bytes | Path], executable: set[st
     return target
 
 
-def package_files(package_dir: Path, prefix: str) -> dict[str, Path]:
-    """Every source and data file of a Python package, without caches."""
+def package_files(package_dir: Path, prefix: str, exclude=()) -> dict[str, Path]:
+    """Every source and data file of a Python package, without caches and without the folders
+    ``exclude`` (paths inside ``package_dir``)."""
+    skipped = [Path(folder).resolve() for folder in exclude]
     return {f"{prefix}/{path.relative_to(package_dir.parent).as_posix()}": path
             for path in sorted(package_dir.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+            and not any(path.resolve().is_relative_to(folder) for folder in skipped)}

@@ -8,9 +8,6 @@ from pathlib import Path
 
 import click
 
-DEFAULT_ASSIGNMENT = "Adaline three ways"
-
-
 @click.command("export-grades")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "kind", type=click.Choice(["canvas", "gradescope", "csv"]),
@@ -20,8 +17,9 @@ DEFAULT_ASSIGNMENT = "Adaline three ways"
               help="File to write (default: OUT/export-FORMAT.csv).")
 @click.option("--excel", is_flag=True,
               help="Start the file with a UTF-8 byte-order mark, so Excel reads names right.")
-@click.option("--assignment", default=DEFAULT_ASSIGNMENT, show_default=True,
-              help="The assignment's column (Canvas): its exact title in Canvas, or "
+@click.option("--assignment", default=None,
+              help="The assignment's column (Canvas; default: the assignment's title): its "
+                   "exact title in Canvas, or "
                    "'Title (ID)' with the assignment's Canvas id; an unknown title makes Canvas "
                    "create a new assignment.")
 @click.option("--ignore-unmatched-overrides", is_flag=True,
@@ -35,8 +33,11 @@ def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
     While overrides.csv has a malformed row, or a row that names no graded submission, nothing
     is written: each problem is printed as FILE:LINE and the exit status is 2.
     """
+    from ..assignment import current
     from ..cli import KitError
     from ..grade import lock
+
+    assignment = assignment or current().TITLE
 
     if not out.is_dir():
         raise KitError(f"no such class folder: {out}")

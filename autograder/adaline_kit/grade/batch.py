@@ -85,7 +85,7 @@ def _slug(text: str) -> str:
 
 
 def _key_for(relative: Path) -> str:
-    """``alice/adaline_autograd.ipynb`` -> ``alice__adaline_autograd``; other suffixes stay."""
+    """``alice/work.ipynb`` -> ``alice__work``; other suffixes stay."""
     parts = list(relative.parts)
     if parts and parts[-1].endswith(".ipynb"):
         parts[-1] = parts[-1][: -len(".ipynb")]
@@ -253,14 +253,18 @@ def _package_dir() -> Path:
 
 def fingerprint(data_file: str | None = None) -> str:
     """sha256 over what decides a result: the grading package's files (grading.toml among them),
-    the data file and the versions of Python, torch and numpy."""
+    the data file and the versions of Python, torch and numpy. The assignment's validation corpus
+    is no part of grading."""
     from .. import settings as settings_module
+    from ..assignment import current
     from ..build import paths
 
     package = _package_dir()
     digest = hashlib.sha256(f"adaline-kit-fingerprint {RECORD_FORMAT}\n".encode())
+    corpus = Path(current().CORPUS).resolve()
     files = sorted(p for p in package.rglob("*") if p.is_file()
-                   and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"))
+                   and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+                   and not p.resolve().is_relative_to(corpus))
     for path in files:
         name = path.relative_to(package).as_posix()
         if name.startswith(NOT_GRADING):
@@ -599,14 +603,14 @@ def grade_all(todo: list[tuple[Job, str]], out: Path, workers: int, seed: int | 
     (KeyboardInterrupt) stops at once: finished results are on disk, unfinished ones are not.
     """
     from .. import settings as settings_module
+    from ..assignment import current
     from ..build import paths
-    from ..data import prepare_lecture_split
 
     if not todo:
         return []
     data_file = Path(data_file or paths.DATA_FILE)
     settings = settings_module.load()
-    data = prepare_lecture_split(data_file)  # once, shared by every submission
+    data = current().load_data(data_file)  # once, shared by every submission
     stop = threading.Event()
     zygote = sandbox or start_sandbox(allow_unconfined)
     grader = Grader(out, settings, data, data_file, seed, autograder, zygote, stop,

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..settings import QUESTIONS
+from ..settings import questions as declared_questions
 from . import batch, gradebook, overrides, reports, stats
 
 CLASS_FILE = "class.json"
@@ -41,7 +41,7 @@ def max_points(records) -> dict[str, float]:
     for record in records:
         for question, entry in record.get("questions", {}).items():
             points[question] = max(points.get(question, 0.0), float(entry.get("max_score", 0)))
-    return {q: points.get(q, 0.0) for q in QUESTIONS}
+    return {q: points.get(q, 0.0) for q in declared_questions()}
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """The class gradebook, ``OUT/grades.csv``: one row per student, written atomically.
 
-Columns: submission, sid, email, name, student, q1, q2, q3, total, max_total, status,
+Columns: submission, sid, email, name, student, one per declared question (grading.toml
+[points], in order), total, max_total, status,
 submitted_at, late, confinement, flags, overrides, message.
 
 - One row per submitter: a group submission gives each member a row with the group's scores
@@ -30,12 +31,13 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from ..settings import QUESTIONS
+from ..settings import questions as declared_questions
 from . import overrides as overrides_module
 from .gradescope_export import parse_time
 
-COLUMNS = ("submission", "sid", "email", "name", "student", *QUESTIONS, "total", "max_total",
-           "status", "submitted_at", "late", "confinement", "flags", "overrides", "message")
+IDENTITY_COLUMNS = ("submission", "sid", "email", "name", "student")
+RESULT_COLUMNS = ("total", "max_total", "status", "submitted_at", "late", "confinement", "flags",
+                  "overrides", "message")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 
@@ -88,10 +90,15 @@ def rows(record: dict, due: str = "") -> list[dict[str, str]]:
         "overrides": _text(overrides_module.summary(record)),
         "message": _text(record.get("message")),
     }
-    for question in QUESTIONS:
+    for question in declared_questions():
         shared[question] = _number(questions.get(question, {}).get("score"))
     return [{**shared, "sid": _text(p.get("sid")), "email": _text(p.get("email")),
              "name": _text(p.get("name"))} for p in people(record)]
+
+
+def columns() -> tuple[str, ...]:
+    """grades.csv's header: identity, one column per declared question, results."""
+    return (*IDENTITY_COLUMNS, *declared_questions(), *RESULT_COLUMNS)
 
 
 def row(record: dict) -> dict[str, str]:
@@ -101,7 +108,7 @@ def row(record: dict) -> dict[str, str]:
 
 def render(records: Sequence[dict], due: str = "") -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns(), lineterminator="\n")
     writer.writeheader()
     for record in sorted(records, key=lambda r: str(r.get("key"))):
         writer.writerows(rows(record, due))

@@ -45,7 +45,7 @@ def build(report: SubmissionReport, settings: Settings) -> dict:
             "visibility": settings.hidden_visibility,
         })
     graded = report.status in ("graded", "flagged")
-    output = [f"Submission {report.name}: graded by the Adaline autograder."
+    output = [f"Submission {report.name}: graded by the autograder."
               if graded else report.message]
     if graded:
         output.append(report.message)

@@ -3,8 +3,8 @@
 The file has a header row and one override per row::
 
     submission,sid,question,points,reason
-    submission_31000391,,q2,3,"regrade request: the loss was logged per minibatch"
-    ,1815,q1,4,"late-day swap agreed by email"
+    submission_31000391,,qB,3,"regrade request: the loss was logged per minibatch"
+    ,1815,qA,4,"late-day swap agreed by email"
 
 ``submission`` (a results folder's name) or ``sid`` (any submitter's SID; the override then
 applies to that student's whole submission, group partners included) names the target;
@@ -25,7 +25,7 @@ import html
 from pathlib import Path
 from typing import Sequence
 
-from ..settings import QUESTIONS
+from ..settings import questions as declared_questions
 
 FILE_NAME = "overrides.csv"
 COLUMNS = ("submission", "sid", "question", "points", "reason")
@@ -60,8 +60,9 @@ def _parse(path: Path, line: int, values: dict[str, str],
     """The override of one row, or what is wrong with it (without the ``FILE:LINE:`` prefix)."""
     if bool(values["submission"]) == bool(values["sid"]):
         return "give either a submission or a sid (one of the two)"
-    if values["question"] not in QUESTIONS:
-        return f"unknown question {values['question']!r} (one of {', '.join(QUESTIONS)})"
+    if values["question"] not in declared_questions():
+        return (f"unknown question {values['question']!r} "
+                f"(one of {', '.join(declared_questions())})")
     try:
         points = float(values["points"])
     except ValueError:
@@ -143,7 +144,7 @@ def apply(records: Sequence[dict], overrides: Sequence[Override]) -> tuple[list[
 
 
 def summary(record: dict) -> str:
-    """One line for the gradebook: ``q2 1->3 (reason); ...``; "" if none."""
+    """One line for the gradebook: ``qB 1->3 (reason); ...``; "" if none."""
     return "; ".join(f"{n['question']} {n['graded']:g}->{n['points']:g} ({n['reason']})"
                      for n in record.get("overrides", []))
 

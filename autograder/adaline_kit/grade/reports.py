@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from ..settings import QUESTIONS
+from ..settings import questions as declared_questions
 from . import gradescope_results
 from .feedback import question_feedback
 
@@ -267,7 +267,7 @@ class ClassSummary:
         self.max_total = max((float(r.get("max_total", 0)) for r in self.records), default=0.0)
         self.statuses = collections.Counter(r.get("status", "?") for r in self.records)
         self.pass_rates: dict[str, float] = {}
-        for question in QUESTIONS:
+        for question in declared_questions():
             results = [r.get("questions", {}).get(question) for r in self.records]
             passed = sum(1 for q in results if q and q["score"] >= q["max_score"] > 0)
             self.pass_rates[question] = passed / self.count if self.count else 0.0

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checks
-from ..data import LectureData
+from ..assignment import current as current_assignment
 from ..outcomes import CheckResult, ProbeFailure, QuestionResult
-from ..settings import QUESTIONS, Settings
+from ..settings import Settings
 from . import submission as submission_loader
 from . import tampering
 from .sandbox import Zygote
@@ -55,7 +54,7 @@ def zero_questions(settings: Settings, status: str, message: str) -> dict[str, Q
     """Every question at zero points with the same explanation."""
     return {q: QuestionResult(q, 0.0, settings.points[q], status,
                               [CheckResult("notebook", False, 1.0, message)])
-            for q in QUESTIONS}
+            for q in settings.points}
 
 
 def zero_report(name: str, settings: Settings, status: str, message: str,
@@ -137,11 +136,11 @@ def _with_note(note: str | None, message: str) -> str:
     return f"{note}\n{message}" if note else message
 
 
-def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data: LectureData,
+def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data,
                      data_file: Path, seed: int | None = None,
                      allow_unconfined: bool = False) -> SubmissionReport:
     """Grade the notebook, zip or submission folder at ``path``; ``seed`` fixes the hidden
-    probes' random inputs.
+    probes' random inputs; ``data``: the assignment's ``load_data(data_file)``.
 
     Student code must run confined (another user, or Landlock); else the report has status
     ``error`` and says so, unless ``allow_unconfined``."""
@@ -158,15 +157,15 @@ def grade_submission(path: Path | str, zygote: Zygote, settings: Settings, data:
         with Session(zygote, loaded.cells, settings.limits, data_file,
                      allow_unconfined) as session:
             probes = _ProbeLog(session)
-            questions = checks.grade_questions(probes, loaded.cells, settings,
-                                               np.random.default_rng(seed), data)
+            questions = current_assignment().grade_questions(
+                probes, loaded.cells, settings, np.random.default_rng(seed), data)
         if not zygote.alive():  # its failures look like the student's: do not report zeros
             raise RuntimeError("the grading sandbox stopped while this submission was graded")
         cells = sorted(session.cell_outcomes.values(), key=lambda c: c.index)
         message = _cell_summary(cells, probes.summary(questions))
         flags = tampering.scan(loaded.cells) + session.flags
         if flags:
-            questions = checks.withhold_unproven(questions, settings)
+            questions = current_assignment().withhold_unproven(questions, settings)
         return SubmissionReport(name, questions, "flagged" if flags else "graded",
                                 _with_note(loaded.note, message), cells,
                                 time.monotonic() - started, session.printed, seed,

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..assignment import current as current_assignment
 from ..outcomes import ProbeFailure
 from ..settings import Limits
 from . import magics
@@ -135,6 +136,7 @@ class Session:
         self.user, self.uid, self.gid = _unprivileged_user()
         self.allow_unconfined = allow_unconfined
         self.data_file = data_file
+        self.data_name = current_assignment().DATA_FILE  # where the notebook reads it
         self.workdir = _private_workdir(self.uid, self.gid)
         self._reset_workdir()
         self.connection: StudentConnection | None = None
@@ -201,10 +203,13 @@ class Session:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-        (self.workdir / "data").mkdir()
-        shutil.copyfile(self.data_file, self.workdir / "data" / "iris.data")
+        folders = [self.workdir / p for p in reversed(Path(self.data_name).parents)
+                   if p != Path(".")]
+        for folder in folders:
+            folder.mkdir()
+        shutil.copyfile(self.data_file, self.workdir / self.data_name)
         if self.uid is not None:
-            for path in (self.workdir / "data", self.workdir / "data" / "iris.data"):
+            for path in (*folders, self.workdir / self.data_name):
                 os.chown(path, self.uid, self.gid)
 
     def _start_process(self) -> StudentConnection:

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from ..settings import QUESTIONS
+from ..settings import questions as declared_questions
 from .gradebook import write_text
 
 BASE_COLUMNS = ("question", "max_points", "submissions", "mean", "median", "full_marks_rate",
@@ -42,7 +42,7 @@ def table(records: Sequence[dict]) -> list[dict[str, str]]:
     """The rows of stats.csv for ``records`` (overrides already applied)."""
     result = []
     all_diagnoses: collections.Counter = collections.Counter()
-    for question in QUESTIONS:
+    for question in declared_questions():
         entries = [r.get("questions", {}).get(question) or {} for r in records]
         scores = [float(e.get("score", 0.0)) for e in entries]
         top = max((float(e.get("max_score", 0.0)) for e in entries), default=0.0)

@@ -6,10 +6,10 @@ cell without ``source``, a ``source`` that is not text, JSON nested far deeper t
 still yields a :class:`Submission` with no cells and a ``problem`` that says why, so grading can
 write an ``invalid`` result for it.
 
-Several notebooks in one zip or folder (a student's ``adaline_autograd-Copy1.ipynb`` beside the
-untouched ``adaline_autograd.ipynb``): exactly one is graded, the one with the student's work,
-meaning the fewest parts still left as given (``raise NotImplementedError`` lines); ties go to
-``adaline_autograd.ipynb``, then to the shallowest, then the first name. ``Submission.note`` says
+Several notebooks in one zip or folder (a student's ``NAME-Copy1.ipynb`` beside the untouched
+``NAME.ipynb``, ``NAME`` the assignment's): exactly one is graded, the one with the student's
+work, meaning the fewest parts still left as given (``raise NotImplementedError`` lines); ties go
+to ``NAME.ipynb``, then to the shallowest, then the first name. ``Submission.note`` says
 which one was graded and why.
 """
 
@@ -30,7 +30,6 @@ MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_CODE_BYTES = 20 << 20
 MAX_JSON_DEPTH = 100  # a notebook nests a handful of levels (its metadata a few more)
 MAX_CANDIDATES = 10  # notebooks compared in one zip or folder
-NOTEBOOK_NAME = "adaline_autograd.ipynb"
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 STUB_LINE = re.compile(r"^\s*raise\s+NotImplementedError\b", re.MULTILINE)
 
@@ -168,9 +167,16 @@ def _progress(submission: Submission) -> str:
     return f"{count} still raising NotImplementedError"
 
 
+def notebook_name() -> str:
+    """The assignment's notebook file name (``NAME.ipynb``)."""
+    from ..assignment import current
+
+    return f"{current().NAME}.ipynb"
+
+
 def _preference(name: str) -> tuple:
     """Order among equally advanced notebooks: the assignment's own name, shallow, by name."""
-    return Path(name).name != NOTEBOOK_NAME, name.count("/"), name
+    return Path(name).name != notebook_name(), name.count("/"), name
 
 
 def choose(candidates: list[tuple[str, Submission]], holder: str) -> Submission:

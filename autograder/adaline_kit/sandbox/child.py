@@ -33,7 +33,12 @@ import sys
 import traceback
 import types
 
-from . import audit, facade, landlock, probes, spies
+from .. import assignment
+from . import audit, facade, landlock, spies
+
+# The assignment's probes, imported now: the zygote imports this module before it forks, and a
+# confined student process can no longer read the grading package.
+probes = assignment.probes()
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
 # Variables the student process keeps from the grader's environment (the zygote was started with

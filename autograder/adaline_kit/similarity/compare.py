@@ -17,7 +17,7 @@ import difflib
 import itertools
 from typing import Sequence
 
-from .stubs import STUBS, StubCode
+from .stubs import StubCode, stubs
 
 MARGIN = 0.05
 
@@ -53,7 +53,8 @@ def rank(students: Sequence[Student]) -> list[Pair]:
     students = list(students)
     n = len(students)
     sims, wrote = {}, {}
-    for q in STUBS:
+    questions = list(stubs())
+    for q in questions:
         matrix = np.zeros((n, n))
         for i, j in itertools.combinations(range(n), 2):
             matrix[i, j] = matrix[j, i] = _ratio(students[i].code[q].tokens,
@@ -65,7 +66,7 @@ def rank(students: Sequence[Student]) -> list[Pair]:
         a, b = students[i], students[j]
         per_question, shares = {}, {}
         weighted = scored = shared = weights = 0.0
-        for q in STUBS:
+        for q in questions:
             x, y = a.code[q].tokens, b.code[q].tokens
             if not x and not y:
                 continue

@@ -10,16 +10,22 @@ from typing import Sequence
 
 from ..grade.gradebook import safe_text, write_text
 from .compare import MARGIN, Pair
-from .stubs import STUBS
+from .stubs import describe, stubs
 
-CSV_COLUMNS = ("rank", "score", "similarity", "class_share", "submission_a", "student_a",
-               "submission_b", "student_b", *(f"similarity_{q}" for q in STUBS))
+PAIR_COLUMNS = ("rank", "score", "similarity", "class_share", "submission_a", "student_a",
+                "submission_b", "student_b")
 HTML_PAIRS = 50
+
+
+def csv_columns() -> tuple[str, ...]:
+    """similarity.csv's header: the pair, then one similarity column per question."""
+    return (*PAIR_COLUMNS, *(f"similarity_{q}" for q in stubs()))
+
 
 EXPLANATION = (
     "This report only informs: it changes no score. It compares what each student wrote in the "
-    "stubs (Adaline1.backward, train_autograd, Adaline3 and train_nn), with the given code "
-    "removed, comments and formatting ignored and local names normalised. Independent correct "
+    "stubs ({stubs}), with the given code removed, comments and formatting ignored and local "
+    "names normalised. Independent correct "
     "solutions of a ten-line function are often alike, so likeness alone proves nothing: "
     "<em>class share</em> is the fraction of the other submissions at least as alike "
     f"(within {MARGIN:g}) to one of the pair, and the <em>score</em> ranks likeness that the rest "
@@ -33,7 +39,7 @@ def _fraction(value: float) -> str:
 
 def render_csv(pairs: Sequence[Pair]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(), lineterminator="\n")
     writer.writeheader()
     for rank, pair in enumerate(pairs, 1):
         row = {"rank": rank, "score": _fraction(pair.score),
@@ -41,7 +47,7 @@ def render_csv(pairs: Sequence[Pair]) -> str:
                "class_share": _fraction(pair.class_share),
                "submission_a": safe_text(pair.a.key), "student_a": safe_text(pair.a.label),
                "submission_b": safe_text(pair.b.key), "student_b": safe_text(pair.b.label)}
-        for q in STUBS:
+        for q in stubs():
             row[f"similarity_{q}"] = (_fraction(pair.per_question[q])
                                       if q in pair.per_question else "")
         writer.writerow(row)
@@ -65,14 +71,15 @@ def render_html(pairs: Sequence[Pair], count: int) -> str:
     escape = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>Similarity of the stub code</title>", f"<style>{_STYLE}</style></head><body>",
-             "<h1>Similarity of the stub code</h1>", f"<p>{EXPLANATION}</p>",
+             "<h1>Similarity of the stub code</h1>",
+             f"<p>{EXPLANATION.format(stubs=escape(describe()))}</p>",
              f"<p>{count} submissions with readable code, {len(pairs)} pairs; the top "
              f"{min(HTML_PAIRS, len(pairs))} are shown (all are in similarity.csv).</p>"]
     for rank, pair in enumerate(pairs[:HTML_PAIRS], 1):
         parts.append(f'<div class="pair"><h2>{rank}. {_who(pair.a)} &harr; {_who(pair.b)}</h2>')
         parts.append(f"<p>score <strong>{pair.score:.2f}</strong>, similarity "
                      f"{pair.similarity:.2f}, class share {pair.class_share:.2f}</p>")
-        for q in STUBS:
+        for q in stubs():
             if q not in pair.per_question:
                 continue
             parts.append(f"<h3>{escape(q)}: similarity {pair.per_question[q]:.2f}, "

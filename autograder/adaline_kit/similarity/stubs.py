@@ -1,7 +1,7 @@
 """What a student wrote in the stubs, with the given code removed and names normalised.
 
-The stubs are ``Adaline1.backward`` (q1), ``train_autograd`` (q2), ``Adaline3`` and ``train_nn``
-(q3). For each, the submission's last definition is taken from its code cells, docstrings are
+The stubs are the definitions the assignment package's ``STUBS`` names for each question. For
+each, the submission's last definition is taken from its code cells, docstrings are
 dropped and the code is printed by :func:`ast.unparse` (so formatting and comments do not
 count); lines that the untouched student notebook already has in the same definition (the
 signature, the given loop, the ``raise NotImplementedError``) are removed. Local names
@@ -20,12 +20,21 @@ from pathlib import Path
 
 from ..grade import submission as submission_loader
 
-# question -> definitions that make up its stub: (class or None, function or None)
-STUBS = {
-    "q1": (("Adaline1", "backward"),),
-    "q2": ((None, "train_autograd"),),
-    "q3": (("Adaline3", None), (None, "train_nn")),
-}
+
+
+def stubs() -> dict[str, tuple]:
+    """question -> definitions that make up its stub: ((class or None, function or None), ...),
+    the assignment package's ``STUBS``."""
+    from ..assignment import current
+
+    return dict(current().STUBS)
+
+
+def describe() -> str:
+    """The stubs in words: ``Model.backward, train, ...``."""
+    return ", ".join(".".join(part for part in definition if part)
+                     for parts in stubs().values() for definition in parts)
+
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\S")
 
 
@@ -101,7 +110,7 @@ def extract(cells: list[str], template: dict[tuple, ast.AST]) -> dict[str, StubC
     :func:`_definitions`."""
     found = _definitions(cells)
     result = {}
-    for question, parts in STUBS.items():
+    for question, parts in stubs().items():
         lines, local = [], set()
         for part in parts:
             node = found.get(part)

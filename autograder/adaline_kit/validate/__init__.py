@@ -1,8 +1,8 @@
 """The ``validate`` verb: grade the corpus of known submissions and check what the grader says.
 
-The corpus (``tests/corpus`` in the repository) holds one folder per group (``correct``,
-``wrong``, ``faults``, ...) of submissions, each stating what the grader must say about it
-(written by ``tests/corpus/casebook.py``): a notebook's metadata under ``adaline_kit_case``, or
+The corpus (the assignment package's ``CORPUS`` folder) holds one folder per group
+(``correct``, ``wrong``, ``faults``, ...) of submissions, each stating what the grader must say
+about it (written by the corpus's ``casebook.py``): a notebook's metadata under ``adaline_kit_case``, or
 a sidecar ``<file>.expect.json`` beside any file:
 
 ``expect``     question -> "full" | "zero" | "loses" | {"max": points} (| {"min": points})
@@ -79,9 +79,10 @@ class CorpusCase:
 
 
 def default_corpus() -> Path:
-    from ..build import paths
+    """The assignment package's validation corpus."""
+    from ..assignment import current
 
-    return paths.REPO / "tests" / "corpus"
+    return Path(current().CORPUS)
 
 
 def _read_expectations(path: Path, label: str) -> dict:
@@ -97,7 +98,7 @@ def _read_expectations(path: Path, label: str) -> dict:
         if isinstance(raw, dict) else None
     if not isinstance(meta, dict):
         raise CorpusError(f"corpus case {label}: {source.name} has no '{METADATA_KEY}' "
-                          "expectations (regenerate the corpus: python tests/corpus/casebook.py)")
+                          "expectations (regenerate the corpus with its casebook.py)")
     return meta
 
 
@@ -135,9 +136,10 @@ def discover(corpus: Path, groups: Iterable[str] | None = None) -> list[CorpusCa
     the expectations. CorpusError (one line) for a missing folder or group, a sidecar without
     its file, or a notebook or zip whose expectations cannot be read.
     """
-    from ..checks import diagnoses
-    from ..settings import QUESTIONS
+    from ..assignment import current
+    from ..settings import questions
 
+    diagnoses = current().diagnoses()
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise CorpusError(f"no corpus folder at {corpus} (pass --corpus DIR)")
@@ -162,7 +164,7 @@ def discover(corpus: Path, groups: Iterable[str] | None = None) -> list[CorpusCa
                                   f"are in {name}{SIDECAR_SUFFIX})")
             if not os.access(path, os.R_OK):
                 raise CorpusError(f"corpus case {label}: the file is not readable")
-            meta = _checked(_read_expectations(path, label), label, QUESTIONS, catalogue)
+            meta = _checked(_read_expectations(path, label), label, questions(), catalogue)
             cases.append(CorpusCase(folder.name, name, path, dict(meta["expect"]),
                                     dict(meta.get("diagnosis") or {}),
                                     dict(meta.get("feedback") or {}),
@@ -207,15 +209,21 @@ def _given_lines() -> set[str]:
 
 
 def hidden_code_lines(package_dir: Path | None = None) -> set[str]:
-    """Distinctive lines of the hidden checks' code (``adaline_kit/checks/*.py``).
+    """Distinctive lines of the hidden checks' code (the assignment package's
+    ``hidden_check_files()``, or ``package_dir/checks/*.py``).
 
     A line counts when it holds code outside strings and comments (message text alone is meant
     to be shown), is at least ``MIN_HIDDEN_LINE`` characters long without its comment, and is
     not also a line of the notebook the students are given.
     """
-    package_dir = Path(package_dir or Path(__file__).resolve().parents[1])
+    if package_dir is None:
+        from ..assignment import current
+
+        files = current().hidden_check_files()
+    else:
+        files = sorted((Path(package_dir) / "checks").glob("*.py"))
     hidden = set()
-    for path in sorted((package_dir / "checks").glob("*.py")):
+    for path in files:
         text = path.read_text(encoding="utf-8")
         source_lines = text.splitlines()
         for number, comment_at in _code_line_numbers(text).items():
@@ -237,8 +245,9 @@ class _Pattern:
 
 
 def _diagnosis_patterns() -> list[_Pattern]:
-    from ..checks import diagnoses
+    from ..assignment import current
 
+    diagnoses = current().diagnoses()
     patterns = []
     for entry in diagnoses.CATALOGUE:
         parts = re.split(r"\{[^{}]*\}", entry.message)
@@ -338,12 +347,12 @@ def grade_fast(cases: list[CorpusCase], jobs: int, seed: int | None = None,
     """Grade ``cases`` with ``jobs`` threads sharing one warm zygote (the hardened sandbox of
     ``adaline-kit grade``; no result files or plots are written)."""
     from .. import settings as settings_module
+    from ..assignment import current
     from ..build import paths
-    from ..data import prepare_lecture_split
 
     settings = settings_module.load()
     data_file = paths.DATA_FILE
-    data = prepare_lecture_split(data_file)
+    data = current().load_data(data_file)
     shared = _SharedZygote()
 
     def grade_one(case: CorpusCase) -> Received:

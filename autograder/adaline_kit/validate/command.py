@@ -75,8 +75,8 @@ def _table(validation, questions):
 
 @click.command("validate")
 @click.option("--corpus", type=click.Path(path_type=Path), default=None,
-              help="Corpus folder, one subfolder per group (default: tests/corpus of the "
-                   "repository).")
+              help="Corpus folder, one subfolder per group (default: the assignment "
+                   "package's corpus).")
 @click.option("--group", "groups", multiple=True, metavar="NAME",
               help="Validate only this group (repeatable; default: every group).")
 @click.option("--autograder", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -111,10 +111,10 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
                                TimeElapsedColumn)
 
     from . import CorpusError, default_corpus, discover, validate as run_validation
-    from ..settings import QUESTIONS
-    from ..answer_key import load as load_answer_key
+    from ..assignment import current
+    from ..settings import questions
 
-    load_answer_key()  # one line, status 2, if grading.toml changed since the last build
+    current().load_answer_key()  # one line, status 2, if grading.toml changed since the last build
     if autograder is not None:
         if not autograder.is_file():
             raise _user_error(f"no autograder zip at {autograder}")
@@ -151,7 +151,7 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
         except OSError as error:
             raise _user_error(f"cannot write the report {report}: {error.strerror}") from None
     console = _console()
-    console.print(_table(validation, QUESTIONS))
+    console.print(_table(validation, questions()))
     groups_seen = sorted({c.group for c in cases})
     click.echo(f"{len(cases)} cases ({', '.join(groups_seen)}) graded with {mode} in "
                f"{validation.seconds:.1f} s, {workers} worker(s).")

@@ -4,7 +4,7 @@
 :func:`public_results_many` runs the cases in ``jobs`` child processes (``python -m
 adaline_kit.validate.public TESTS_DIR DATA_FILE NOTEBOOK...``: the notebooks' code is not
 trusted with the validating process); each imports torch, matplotlib and otter once and forks a
-fresh child per notebook, in a temporary folder holding ``data/iris.data``. It returns notebook
+fresh child per notebook, in a temporary folder holding the data file. It returns notebook
 -> question -> passed (an empty dict when the run failed). Cells run in order, each cell's error recorded
 and skipped as in Jupyter; cell magics run as in grading (:mod:`adaline_kit.grade.magics`).
 """
@@ -72,12 +72,16 @@ def _serve(tests_dir: Path, data_file: Path, notebooks: list[str]) -> None:
     import signal
     import time
 
+    from ..assignment import current
+
+    data_name = current().DATA_FILE  # where the notebook reads it
     _warm_up()
     for notebook in notebooks:
         read_end, write_end = os.pipe()
         folder = tempfile.mkdtemp(prefix="adaline-kit-public-")
-        (Path(folder) / "data").mkdir()
-        shutil.copyfile(data_file, Path(folder) / "data" / "iris.data")
+        target = Path(folder) / data_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data_file, target)
         pid = os.fork()
         if pid == 0:  # the child: run, report through the pipe, leave
             os.close(read_end)

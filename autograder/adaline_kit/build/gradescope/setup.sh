@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gradescope image set-up for the Adaline autograder (written by `adaline-kit build`).
+# Gradescope image set-up for the kit's autograder (written by `adaline-kit build`).
 # Python 3.11 from Miniforge under /opt (readable by the student user), then exactly the packages
 # of the kit's lock file (requirements.txt here: every package pinned with its hash, the CPU-only
 # build of torch from PyTorch's CPU wheel index among them), and an unprivileged user that runs

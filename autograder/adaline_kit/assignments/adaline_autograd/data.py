@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .settings import Assignment, SettingsError
+from adaline_kit.settings import SettingsError
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "iris.data"
+from . import Settings as Assignment
+
+DEFAULT_DATA = Path(__file__).resolve().parents[4] / "data" / "iris.data"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -69,7 +71,7 @@ def prepare_lecture_split(path: Path | str | None = None,
     """The lecture's train/test split from ``path`` (default: ``DEFAULT_DATA``) for
     ``assignment`` (default: ``grading.toml``'s ``[assignment]``)."""
     if assignment is None:
-        from .settings import load
+        from adaline_kit.settings import load
         assignment = load().assignment
     return _prepare(str(_resolve(path).resolve()), assignment)
 

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from .. import reference
-from ..outcomes import CheckResult
+from adaline_kit.outcomes import CheckResult
 from . import common, runs, source_rules
 from .common import Evidence, Outcome, verdict
 

@@ -12,7 +12,7 @@ the error message of a graded function, which the feedback quotes (``LEAKCHECK f
 reports; ``MARKERS`` (case -> file name in the grader's temporary folder) names files that must
 never appear.
 
-``python tests/corpus/casebook.py`` writes the notebooks to ``adversarial/``.
+``casebook.py`` writes the notebooks to ``adversarial/``.
 """
 
 from __future__ import annotations
@@ -212,23 +212,25 @@ LEAK_SEARCH = code(r'''
                 found.append(os.path.abspath(path))
             return True
 
+        hidden = "adaline_kit/assignments/adaline_autograd/checks/q1.py"  # the hidden checks
         candidates = ["../source/tests/q1.py", "../../source/tests/q1.py", "tests/q1.py",
                       "/autograder/source/tests/q1.py",
-                      "/autograder/source/lib/adaline_kit/checks/q1.py"]
+                      "/autograder/source/lib/" + hidden]
         here = os.getcwd()  # walk up from the working folder
         while True:
             for relative in ("source/tests/q1.py", "autograder/source/tests/q1.py", "tests/q1.py",
-                             "source/lib/adaline_kit/checks/q1.py", "adaline_kit/checks/q1.py"):
+                             "source/lib/" + hidden, hidden):
                 candidates.append(os.path.join(here, relative))
             if os.path.dirname(here) == here:
                 break
             here = os.path.dirname(here)
         kit = sys.modules.get("adaline_kit")  # the kit that runs this process
         for root in list(getattr(kit, "__path__", [])):
-            candidates += [os.path.join(root, "checks", "q1.py"),
-                           os.path.join(root, "reference.py")]
+            candidates += [os.path.join(os.path.dirname(root), hidden),
+                           os.path.join(os.path.dirname(root), os.path.dirname(
+                               os.path.dirname(hidden)), "reference.py")]
         try:
-            spec = importlib.util.find_spec("adaline_kit.checks")
+            spec = importlib.util.find_spec("adaline_kit.assignments.adaline_autograd.checks")
             if spec is not None:
                 candidates.append(spec.origin or "")
                 candidates += [os.path.join(p, "q1.py")
@@ -237,14 +239,14 @@ LEAK_SEARCH = code(r'''
             pass
         for entry in list(sys.path):  # folders on the path and those their .pth files name
             entry = entry or "."
-            candidates.append(os.path.join(entry, "adaline_kit", "checks", "q1.py"))
+            candidates.append(os.path.join(entry, hidden))
             for pth in glob.glob(os.path.join(entry, "*.pth")):
                 try:
                     with open(pth) as handle:
                         lines = handle.read().splitlines()
                 except Exception:
                     continue
-                candidates += [os.path.join(line.strip(), "adaline_kit", "checks", "q1.py")
+                candidates += [os.path.join(line.strip(), hidden)
                                for line in lines if line.startswith("/")]
         try:
             pids = os.listdir("/proc")
@@ -259,14 +261,14 @@ LEAK_SEARCH = code(r'''
             for argument in arguments:
                 argument = argument.decode("utf-8", "replace")
                 if argument.startswith("/"):
-                    for relative in ("source/tests/q1.py", "source/lib/adaline_kit/checks/q1.py",
-                                     "../lib/adaline_kit/checks/q1.py", "tests/q1.py"):
+                    for relative in ("source/tests/q1.py", "source/lib/" + hidden, "../lib/" + hidden,
+                                     "tests/q1.py"):
                         candidates.append(os.path.join(argument, relative))
         for top in ("/tmp", "/var/tmp"):  # scan the temporary folders
             for folder, subfolders, files in os.walk(top):
                 if folder.count(os.sep) > 7:
                     subfolders[:] = []
-                if folder.endswith(os.path.join("adaline_kit", "checks")) or \
+                if folder.endswith(os.path.join("adaline_autograd", "checks")) or \
                         os.path.basename(folder) == "tests":
                     candidates += [os.path.join(folder, name) for name in files
                                    if name.endswith(".py")]

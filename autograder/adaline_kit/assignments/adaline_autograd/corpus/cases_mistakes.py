@@ -3,7 +3,7 @@
 Each case states the question that must lose points (``"loses"``; the others stay ``"full"``)
 and the diagnosis its feedback must give. The mistakes are written as small edits of the
 reference's own definitions (see :mod:`edits`), so each case differs from a correct notebook by
-its mistake only. ``python tests/corpus/casebook.py`` writes them to ``wrong/``.
+its mistake only. ``casebook.py`` writes them to ``wrong/``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from . import spies
+from adaline_kit.sandbox import spies
 
 CONTRACT_NAMES = (
     "X_train", "X_test", "y_train", "y_test", "loss_func", "train_manual", "compute_accuracy",

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import reference
-from ..outcomes import CheckResult
+from adaline_kit.outcomes import CheckResult
 from . import diagnoses
 from .common import (AMBIGUOUS_MARGIN, CURVE_ATOL, CURVE_RTOL, DEFAULTS, PUBLISHED_ATOL,
                      Evidence, Outcome, RunSpec, compare_values, failed_check,

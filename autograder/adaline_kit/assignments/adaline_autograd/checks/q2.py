@@ -10,7 +10,7 @@ differently.
 
 from __future__ import annotations
 
-from ..outcomes import CheckResult
+from adaline_kit.outcomes import CheckResult
 from . import common, diagnoses, runs, source_rules
 from .common import Evidence, Outcome, verdict
 

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..outcomes import CheckResult, Probe, QuestionResult
+from adaline_kit.outcomes import CheckResult, Probe, QuestionResult
 from . import common, q1, q2, q3, source_rules
 
 GRADERS = {"q1": q1.grade, "q2": q2.grade, "q3": q3.grade}
@@ -95,7 +95,7 @@ class Setup:
 
 def _expanded(source: str | list[str]) -> str | list[str]:
     """The cells as the student process runs them (cell magics expanded, see grade.magics)."""
-    from ..grade import magics
+    from adaline_kit.grade import magics
 
     if isinstance(source, str):
         return magics.expand(source)

@@ -6,7 +6,7 @@ runner itself is :mod:`.notebook_run`.
 :func:`record` executes the completed notebook (solution markers removed, placeholders filled) in
 a fresh Jupyter kernel, then asks it, through the grader's own probes, to train every question's
 model on the lecture's data with the declared settings. The results become the
-:class:`~adaline_kit.answer_key.AnswerKey`, but only after :func:`cross_check` found them equal to
+:class:`~.answer_key.AnswerKey`, but only after :func:`cross_check` found them equal to
 the kit's independent float64 reference (``reference.py``) within the hidden checks' tolerances:
 a wrong reference solution never becomes the answer key.
 """
@@ -17,17 +17,19 @@ import json
 
 import nbformat
 
-from .. import reference
-from ..answer_key import AnswerKey
-from ..settings import Assignment, SettingsError
-from . import paths
-from .notebook_run import NotebookRunError, execute
+from . import reference
+from .answer_key import AnswerKey
+from adaline_kit.settings import SettingsError
+
+from . import Settings as Assignment
+from adaline_kit.build import paths
+from adaline_kit.build.notebook_run import NotebookRunError, execute
 
 RESULT_MARK = "ADALINE-KIT-ANSWER-KEY "
 # Plain data only; runs in the reference solution's kernel after the notebook's own cells.
 _PROBE_CELL = """\
 import json as _kit_json
-from adaline_kit.sandbox import probes as _kit_probes
+from adaline_kit.assignments.adaline_autograd import probes as _kit_probes
 _kit_args = _kit_json.loads({args!r})
 _kit_out = {{"split": {{"X_train": X_train.tolist(), "y_train": y_train.tolist(),
                        "X_test": X_test.tolist(), "y_test": y_test.tolist()}},
@@ -42,9 +44,23 @@ class ReferenceError(SettingsError):
     """The reference solution disagrees with the independent reference (one line)."""
 
 
+def provisional_key(assignment: Assignment, data) -> AnswerKey:
+    """The independent float64 reference's results as an answer key (to fill the notebook's
+    ``{expected[...]}`` before the reference solution has run)."""
+    from .checks.common import lecture_spec
+
+    spec = lecture_spec(data)
+    costs, w, b = spec.reference()
+    accuracies = {label: reference.accuracy(reference.net_inputs(x, w, b), y)
+                  for label, x, y in spec.evaluate}
+    return AnswerKey(assignment.as_dict(), {"reference": {
+        "costs": costs, "weight": w.reshape(-1).tolist(), "bias": b.tolist(),
+        "accuracies": accuracies}})
+
+
 def trained_questions(questions) -> list[str]:
     """The questions whose probes train a model (``qN_train``), in declaration order."""
-    from ..sandbox.probes import PROBES
+    from .probes import PROBES
 
     return [q for q in questions if f"{q}_train" in PROBES]
 
@@ -55,7 +71,7 @@ def record(completed: nbformat.NotebookNode, assignment: Assignment, data,
 
     ``data``: the kit's LectureData for ``assignment``; ``questions``: the declared questions.
     """
-    from ..checks.common import lecture_spec
+    from .checks.common import lecture_spec
 
     spec = lecture_spec(data)
     wanted = trained_questions(questions)
@@ -102,7 +118,7 @@ def check_split(split: dict, data) -> None:
 def cross_check(key: AnswerKey, spec) -> None:
     """Refuse an answer key that differs from the float64 reference beyond the checks'
     tolerances, naming the question, the epoch and the size of the difference."""
-    from ..checks.common import CURVE_ATOL, CURVE_RTOL, VALUE_RTOL
+    from .checks.common import CURVE_ATOL, CURVE_RTOL, VALUE_RTOL
 
     expected, w, b = spec.reference()
     for question, run in key.questions.items():

@@ -18,8 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import answer_key, reference, settings
-from ..outcomes import CheckResult, ProbeFailure
+from adaline_kit import settings
+from .. import answer_key, reference
+from adaline_kit.outcomes import CheckResult, ProbeFailure
 from . import diagnoses
 
 CURVE_RTOL = 1e-4

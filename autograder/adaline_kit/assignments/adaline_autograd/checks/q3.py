@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..outcomes import CheckResult
+from adaline_kit.outcomes import CheckResult
 from . import common, diagnoses, runs, source_rules
 from .common import Evidence, Outcome, verdict
 

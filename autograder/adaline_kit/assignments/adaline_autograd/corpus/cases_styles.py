@@ -2,7 +2,7 @@
 
 Each case is the reference solution with one part written another correct way, or the whole
 notebook rearranged the way students do (extra cells, a failing exploration cell, cells moved or
-merged). ``python tests/corpus/casebook.py`` writes them to ``correct/``.
+merged). ``casebook.py`` writes them to ``correct/``.
 """
 
 from __future__ import annotations

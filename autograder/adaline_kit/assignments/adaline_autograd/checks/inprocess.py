@@ -9,8 +9,9 @@ process, before any namespace is built (:func:`spy`).
 
 from __future__ import annotations
 
-from ..outcomes import ProbeFailure
-from ..sandbox import probes, spies
+from adaline_kit.outcomes import ProbeFailure
+from adaline_kit.sandbox import spies
+from .. import probes
 
 _SPY = None
 

@@ -18,7 +18,7 @@ import functools
 import json
 from pathlib import Path
 
-from . import settings as settings_module
+from adaline_kit import settings as settings_module
 
 ANSWER_KEY_FILE = Path(__file__).with_name("answer_key.json")
 SCHEMA_FILE = Path(__file__).with_name("answer_key.schema.json")

@@ -4,7 +4,7 @@ Each case is the reference solution (full marks) with one fault added, so every 
 fault does not touch must keep full credit, and a question the fault does touch must lose its
 points with feedback that says what happened. A few cases are not notebooks at all, or not
 usable ones (raw bytes, an old nbformat version, a zip with a forged otter log or with two
-notebooks, JSON whose structure is broken). ``python tests/corpus/casebook.py`` writes them to
+notebooks, JSON whose structure is broken). ``casebook.py`` writes them to
 ``faults/``.
 
 Expectations that do not fit the per-question casebook fields live here, for

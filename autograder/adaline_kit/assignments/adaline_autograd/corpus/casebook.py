@@ -10,7 +10,7 @@ metadata under ``adaline_kit_case``:
 ``feedback``    question -> substrings that must appear in that question's feedback
 ``description`` one line: what the submission does
 
-Case lists live in ``cases_*.py`` beside this file; ``python tests/corpus/casebook.py`` rewrites
+Case lists live in ``cases_*.py`` beside this file; ``casebook.py`` rewrites
 every corpus notebook from them (a test checks the committed notebooks are in sync).
 """
 

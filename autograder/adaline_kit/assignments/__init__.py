@@ -1,0 +1,1 @@
+"""Assignment packages: one per assignment, each holding everything that knows its assignment."""
