@@ -275,6 +275,9 @@ Q2_WRONG = {
         code(GRAD_STEP) + "cost.append(loss.detach())\n", record="pass")),
     "epochs_ignored": ("num_epochs_ignored",
                        train_autograd(GRAD_STEP).replace("range(num_epochs)", "range(20)")),
+    # Logs the loss of the epoch's last minibatch (before its update), not the full-data loss.
+    "last_minibatch": ("last_minibatch_loss",
+                       train_autograd(GRAD_STEP, record="cost.append(loss.detach())")),
     "stub": ("stub_untouched", code('''
         def train_autograd(model, x, y, num_epochs, learning_rate=0.01, seed=123,
                            minibatch_size=10):
@@ -393,6 +396,8 @@ Q3_WRONG = {
     "minibatch_ignored": ("minibatch_size_ignored", ADALINE3 + train_nn(
         NN_STEP, batches="torch.split(perm, 10)")),
     "hardcoded": ("hardcoded_curve", ADALINE3 + train_nn(NN_STEP, ret="return " + repr(PUBLISHED))),
+    "last_minibatch": ("last_minibatch_loss",
+                       ADALINE3 + train_nn(NN_STEP, record="cost.append(loss.item())")),
     "seed_each_epoch": ("seed_reset_each_epoch", ADALINE3 + train_nn(
         NN_STEP, seed_line="pass", epoch_seed="torch.manual_seed(seed)")),
     "stub": ("stub_untouched", code('''
@@ -595,6 +600,35 @@ def test_backward_mistake_gets_its_diagnosis_on_every_draw(mistake):
         if result.passed or result.diagnosis != mistake:
             wrong.append((seed, result.diagnosis))
     assert not wrong, wrong[:10]
+
+
+# Each scale mistake's factor on a gradient, from its description: n = batch size, m = features.
+SCALE_FACTORS = {"sign_flipped": lambda n, m: -1.0, "sum_not_mean": lambda n, m: n,
+                 "missing_factor_2": lambda n, m: 0.5, "missing_two_over_n": lambda n, m: n / 2,
+                 "wrong_n": lambda n, m: n / m}
+WHICH = {"weight": "Your weight gradient ", "bias": "Your bias gradient ",
+         "both": "Both your weight and your bias gradients "}
+
+
+@pytest.mark.parametrize("which", WHICH)
+@pytest.mark.parametrize("mistake", SCALE_FACTORS)
+def test_scale_hint_names_the_gradient_that_is_off(mistake, which):
+    """A scale mistake in only the bias gradient (or only the weight's, or both) gets its
+    diagnosis with a hint that names exactly the gradient(s) that are off, never the other."""
+    for seed in range(40):
+        spec = q1.backward_spec(np.random.default_rng(seed))
+        args = [np.asarray(v, dtype=np.float64) for v in (spec.x, spec.yhat, spec.y)]
+        gw, gb = _true_negative(*args)
+        factor = SCALE_FACTORS[mistake](spec.n, spec.m)
+        gw = gw * factor if which in ("weight", "both") else gw
+        gb = gb * factor if which in ("bias", "both") else gb
+        data = {"grad_w": {"shape": list(gw.shape), "values": gw.reshape(-1).tolist()},
+                "grad_b": {"shape": list(gb.shape), "values": gb.reshape(-1).tolist()}}
+        result = q1._values_check(common.Outcome("backward", data), spec)
+        assert not result.passed and result.diagnosis == mistake, (seed, result.diagnosis)
+        hint = result.message.splitlines()[0]
+        assert hint.startswith(WHICH[which]), (seed, hint)
+        assert "Your gradient" not in result.message
 
 
 def test_cancellation_measure_flags_nearly_cancelling_terms():
@@ -962,7 +996,7 @@ def test_catalogue_has_required_diagnoses():
                 "learning_rate_ignored", "seed_reset_each_epoch", "full_batch", "random_init",
                 "other_optimizer", "output_shape_n1", "integer_labels", "missing_two_over_n",
                 "wrong_n", "momentum", "dataloader_shuffle", "seed_missing",
-                "grad_result_unused", "sgd_not_used",
+                "grad_result_unused", "sgd_not_used", "last_minibatch_loss",
                 "hardcoded_curve", "uses_autograd", "uses_backward_not_grad", "stub_untouched"}
     assert required <= set(diagnoses.BY_KEY)
     assert len(diagnoses.BY_KEY) == len(diagnoses.CATALOGUE)
