@@ -6,6 +6,7 @@ lose points on its question and get the expected diagnosis, leaving the other qu
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 import time
@@ -753,6 +754,46 @@ def test_given_code_is_the_graders_own_copy(data, settings):
     functions only."""
     results = grade(data, settings, extra_cells=[THRESHOLD_ZERO, "del train_manual\n"])
     assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+def _function_source(text: str, name: str) -> str:
+    node = next(n for n in ast.parse(text).body
+                if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.get_source_segment(text, node)
+
+
+class _Outputs:
+    """A model whose forward returns fixed outputs."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def forward(self, x):
+        return self.outputs
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 1)])
+def test_given_compute_accuracy_compares_one_output_per_label(shape):
+    """The notebook's compute_accuracy is the grader's copy word for word, and counts one
+    output per label whether forward returns (n,) or (n, 1) (an (n, 1) output compared with
+    (n,) labels would broadcast to an (n, n) table: 48 % here); other counts are an error."""
+    import nbformat
+    from adaline_kit.build import paths
+
+    master = nbformat.read(paths.MASTER_NOTEBOOK, as_version=4)
+    helpers = next(c.source for c in master.cells if c.get("id") == "helpers")
+    given = _function_source(helpers, "compute_accuracy")
+    assert given == _function_source(inprocess.GIVEN_CODE, "compute_accuracy")
+    namespace = {"torch": torch}
+    exec(given, namespace)
+    # Predictions 1, 0, 1, 0, 1 against labels 1, 0, 0, 0, 1: 4 of 5 right.
+    outputs = torch.tensor([0.9, 0.2, 0.7, 0.4, 0.6]).view(shape)
+    labels = torch.tensor([1, 0, 0, 0, 1], dtype=torch.int)
+    assert namespace["compute_accuracy"](_Outputs(outputs), None, labels) == pytest.approx(80.0)
+    # The hidden checks' rule on the same outputs agrees.
+    assert reference.accuracy(outputs.reshape(-1).numpy(), labels.numpy()) == pytest.approx(80.0)
+    with pytest.raises(ValueError, match="4 outputs for 5 labels"):
+        namespace["compute_accuracy"](_Outputs(outputs[:4]), None, labels)
 
 
 Q3_RESETS = {

@@ -386,6 +386,15 @@ def test_generator_rejects_malformed_markers(source):
         generator.make_student_notebook(_notebook(("code", source)), points={"q1": 1})
 
 
+@pytest.mark.parametrize("fraction,words", [(0.5, "half"), (0.25, "a quarter"), (1, "all"),
+                                            (0, "none"), (0.4, "40 %")])
+def test_generator_writes_method_rule_costs_from_the_settings(fraction, words):
+    master = _notebook(("markdown", "Breaking the rule costs {method_rules[q1]} of q1's points."))
+    values = generator.Values(points={"q1": 4}, method_rules={"q1": fraction})
+    student = generator.make_student_notebook(master, values)
+    assert student.cells[0].source == f"Breaking the rule costs {words} of q1's points."
+
+
 def test_generator_rejects_unknown_points_placeholder():
     with pytest.raises(generator.MarkerError):
         generator.make_student_notebook(_notebook(("markdown", "{points[q9]}")), points={"q1": 1})
