@@ -6,6 +6,7 @@ lose points on its question and get the expected diagnosis, leaving the other qu
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 import time
@@ -278,6 +279,9 @@ Q2_WRONG = {
         code(GRAD_STEP) + "cost.append(loss.detach())\n", record="pass")),
     "epochs_ignored": ("num_epochs_ignored",
                        train_autograd(GRAD_STEP).replace("range(num_epochs)", "range(20)")),
+    # Logs the loss of the epoch's last minibatch (before its update), not the full-data loss.
+    "last_minibatch": ("last_minibatch_loss",
+                       train_autograd(GRAD_STEP, record="cost.append(loss.detach())")),
     "stub": ("stub_untouched", code('''
         def train_autograd(model, x, y, num_epochs, learning_rate=0.01, seed=123,
                            minibatch_size=10):
@@ -396,6 +400,8 @@ Q3_WRONG = {
     "minibatch_ignored": ("minibatch_size_ignored", ADALINE3 + train_nn(
         NN_STEP, batches="torch.split(perm, 10)")),
     "hardcoded": ("hardcoded_curve", ADALINE3 + train_nn(NN_STEP, ret="return " + repr(PUBLISHED))),
+    "last_minibatch": ("last_minibatch_loss",
+                       ADALINE3 + train_nn(NN_STEP, record="cost.append(loss.item())")),
     "seed_each_epoch": ("seed_reset_each_epoch", ADALINE3 + train_nn(
         NN_STEP, seed_line="pass", epoch_seed="torch.manual_seed(seed)")),
     "stub": ("stub_untouched", code('''
@@ -600,6 +606,35 @@ def test_backward_mistake_gets_its_diagnosis_on_every_draw(mistake):
     assert not wrong, wrong[:10]
 
 
+# Each scale mistake's factor on a gradient, from its description: n = batch size, m = features.
+SCALE_FACTORS = {"sign_flipped": lambda n, m: -1.0, "sum_not_mean": lambda n, m: n,
+                 "missing_factor_2": lambda n, m: 0.5, "missing_two_over_n": lambda n, m: n / 2,
+                 "wrong_n": lambda n, m: n / m}
+WHICH = {"weight": "Your weight gradient ", "bias": "Your bias gradient ",
+         "both": "Both your weight and your bias gradients "}
+
+
+@pytest.mark.parametrize("which", WHICH)
+@pytest.mark.parametrize("mistake", SCALE_FACTORS)
+def test_scale_hint_names_the_gradient_that_is_off(mistake, which):
+    """A scale mistake in only the bias gradient (or only the weight's, or both) gets its
+    diagnosis with a hint that names exactly the gradient(s) that are off, never the other."""
+    for seed in range(40):
+        spec = q1.backward_spec(np.random.default_rng(seed))
+        args = [np.asarray(v, dtype=np.float64) for v in (spec.x, spec.yhat, spec.y)]
+        gw, gb = _true_negative(*args)
+        factor = SCALE_FACTORS[mistake](spec.n, spec.m)
+        gw = gw * factor if which in ("weight", "both") else gw
+        gb = gb * factor if which in ("bias", "both") else gb
+        data = {"grad_w": {"shape": list(gw.shape), "values": gw.reshape(-1).tolist()},
+                "grad_b": {"shape": list(gb.shape), "values": gb.reshape(-1).tolist()}}
+        result = q1._values_check(common.Outcome("backward", data), spec)
+        assert not result.passed and result.diagnosis == mistake, (seed, result.diagnosis)
+        hint = result.message.splitlines()[0]
+        assert hint.startswith(WHICH[which]), (seed, hint)
+        assert "Your gradient" not in result.message
+
+
 def test_cancellation_measure_flags_nearly_cancelling_terms():
     x = np.ones((4, 3))
     balanced = np.array([0.5, 0.5, 0.5, 0.5]), np.array([1.0, 0.0, 1.0, 0.0])
@@ -722,6 +757,46 @@ def test_given_code_is_the_graders_own_copy(data, settings):
     functions only."""
     results = grade(data, settings, extra_cells=[THRESHOLD_ZERO, "del train_manual\n"])
     assert all(r.score == r.max_score for r in results.values()), describe(results)
+
+
+def _function_source(text: str, name: str) -> str:
+    node = next(n for n in ast.parse(text).body
+                if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.get_source_segment(text, node)
+
+
+class _Outputs:
+    """A model whose forward returns fixed outputs."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def forward(self, x):
+        return self.outputs
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 1)])
+def test_given_compute_accuracy_compares_one_output_per_label(shape):
+    """The notebook's compute_accuracy is the grader's copy word for word, and counts one
+    output per label whether forward returns (n,) or (n, 1) (an (n, 1) output compared with
+    (n,) labels would broadcast to an (n, n) table: 48 % here); other counts are an error."""
+    import nbformat
+    from adaline_kit.build import paths
+
+    master = nbformat.read(paths.MASTER_NOTEBOOK, as_version=4)
+    helpers = next(c.source for c in master.cells if c.get("id") == "helpers")
+    given = _function_source(helpers, "compute_accuracy")
+    assert given == _function_source(inprocess.GIVEN_CODE, "compute_accuracy")
+    namespace = {"torch": torch}
+    exec(given, namespace)
+    # Predictions 1, 0, 1, 0, 1 against labels 1, 0, 0, 0, 1: 4 of 5 right.
+    outputs = torch.tensor([0.9, 0.2, 0.7, 0.4, 0.6]).view(shape)
+    labels = torch.tensor([1, 0, 0, 0, 1], dtype=torch.int)
+    assert namespace["compute_accuracy"](_Outputs(outputs), None, labels) == pytest.approx(80.0)
+    # The hidden checks' rule on the same outputs agrees.
+    assert reference.accuracy(outputs.reshape(-1).numpy(), labels.numpy()) == pytest.approx(80.0)
+    with pytest.raises(ValueError, match="4 outputs for 5 labels"):
+        namespace["compute_accuracy"](_Outputs(outputs[:4]), None, labels)
 
 
 Q3_RESETS = {
@@ -965,7 +1040,7 @@ def test_catalogue_has_required_diagnoses():
                 "learning_rate_ignored", "seed_reset_each_epoch", "full_batch", "random_init",
                 "other_optimizer", "output_shape_n1", "integer_labels", "missing_two_over_n",
                 "wrong_n", "momentum", "dataloader_shuffle", "seed_missing",
-                "grad_result_unused", "sgd_not_used",
+                "grad_result_unused", "sgd_not_used", "last_minibatch_loss",
                 "hardcoded_curve", "uses_autograd", "uses_backward_not_grad", "stub_untouched"}
     assert required <= set(diagnoses.BY_KEY)
     assert len(diagnoses.BY_KEY) == len(diagnoses.CATALOGUE)

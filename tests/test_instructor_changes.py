@@ -100,9 +100,46 @@ def changed(tmp_path_factory):
     for key, value in NEW.items():
         assert DEFAULT_LINES[key] in text
         text = text.replace(DEFAULT_LINES[key], f"{key} = {value}", 1)
+    text = _with_method_rules(text, NEW_METHOD_RULES)
     toml.write_text(text, encoding="utf-8")
     build = kit(root, "build", "--out", str(root / "dist"), "--no-solutions")
     return root, build
+
+
+# A quarter of q2's points, all of q3's (the default: half of each question's points).
+NEW_METHOD_RULES = {"q2": "0.25", "q3": "1"}
+METHOD_RULE_WORDS = {"q1": "half", "q2": "a quarter", "q3": "all"}
+
+
+def _with_method_rules(text: str, rules: dict) -> str:
+    head, table = text.split("[method_rules]\n", 1)
+    table, tail = table.split("\n\n", 1)
+    for question, value in rules.items():
+        assert f"{question} = 0.5" in table
+        table = table.replace(f"{question} = 0.5", f"{question} = {value}")
+    return head + "[method_rules]\n" + table + "\n\n" + tail
+
+
+def _method_rule_sentences(notebook_text: str) -> list[str]:
+    return re.findall(r"Breaking the rule costs ([^;]*);", notebook_text)
+
+
+def test_method_rule_costs_in_the_notebook_follow_grading_toml(tmp_path):
+    """The notebook states each method rule's cost from grading.toml [method_rules]: changing
+    a value in a copy of the kit changes the generated student notebook's text."""
+    student = Path("assignments") / "adaline_autograd" / "adaline_autograd.ipynb"
+    committed = (REPO / student).read_text(encoding="utf-8")
+    assert _method_rule_sentences(committed) == [
+        f"half of {q}'s points" for q in ("q1", "q2", "q3")]
+    root = copy_kit(tmp_path / "kit")
+    toml = root / "autograder" / "adaline_kit" / "grading.toml"
+    toml.write_text(_with_method_rules(toml.read_text(encoding="utf-8"), NEW_METHOD_RULES),
+                    encoding="utf-8")
+    in_copy(root, "from adaline_kit.build.student_notebook import main; main([])")
+    text = "\n".join(c.source for c in nbformat.read(root / student, as_version=4).cells)
+    assert _method_rule_sentences(text) == [
+        f"{words} of {q}'s points" for q, words in METHOD_RULE_WORDS.items()]
+    assert "(q1: half, q2: a quarter, q3: all;" in text
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +173,8 @@ def test_student_notebook_text_and_code_carry_the_new_numbers(changed, expected)
     assert "X[idx[:80]], X[idx[80:]]" in text
     assert text.count("num_epochs=30, learning_rate=0.05") == 3
     assert "92.86" not in text and "num_epochs=20" not in text
+    assert _method_rule_sentences(text) == [
+        f"{words} of {q}'s points" for q, words in METHOD_RULE_WORDS.items()]
 
 
 @pytest.fixture(scope="module")

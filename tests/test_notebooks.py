@@ -160,6 +160,40 @@ def test_untouched_public_checks_report_failures(student_run, question):
     assert f'NotImplementedError: {question}: ' in report  # it points at the stub
 
 
+# --- a wrong submission's public check output ----------------------------------------------
+
+WRONG_CASE = REPO / "tests" / "corpus" / "wrong" / "q1_missing_two_over_n.ipynb"
+
+
+@pytest.fixture(scope="module")
+def wrong_run(tmp_path_factory) -> Run:
+    """The corpus case whose backward drops the 2/n (it returns X^T (y - yhat)), run in a
+    kernel with the student bundle's public tests."""
+    notebook = nbformat.read(WRONG_CASE, as_version=4)
+    return execute(notebook, make_bundle(tmp_path_factory.mktemp("wrong"), notebook))
+
+
+def test_failing_public_check_prints_short_hint_lines(wrong_run):
+    """grader.check("q1") on the case fails (in otter's sense) and says what failed and the hint
+    in a few lines: no traceback and none of the test's code."""
+    cell = next(c for c in wrong_run.notebook.cells
+                if c.cell_type == "code" and 'grader.check("q1")' in c.source)
+    report = plain_results(cell)
+    assert report.startswith("q1 results:") and "All test cases passed" not in report
+    assert report.count("Test case failed") == 2 and report.count("Test case passed") == 2
+    # X5 (5 samples, 3 features) at weight [[0.2], [-0.1], [0.3]], bias 0.1: the true negative
+    # gradients are [0.59, 0.92, -1.04, 0.64]; without the 2/n they are 5/2 times as large.
+    assert "should be [0.59, 0.92, -1.04, 0.64], got [1.475,\n" in report
+    assert ("Hint: n/2 = 2.5 times too large: the factor 2/n of dL/dyhat = (2/n)(yhat - y) is "
+            "missing") in report
+    assert "Hint: the training loop is the given one, so the difference comes from backward" \
+        in report
+    assert "Traceback" not in report and "AssertionError" not in report
+    assert "X5 = " not in report and "def _q1" not in report and "assert " not in report
+    # Otter's frame (case names, "Trying: ... Got:") and the hint lines, nothing more.
+    assert len(report.splitlines()) <= 45, report
+
+
 def test_untouched_comparison_and_check_all_say_so_in_one_line(student_run):
     assert stdout(student_run.cell("compare")).strip() == (
         "Finish at least two parts to compare their loss curves (0 of 3 done).")
@@ -384,6 +418,15 @@ def test_strip_markers_keeps_the_solution():
 def test_generator_rejects_malformed_markers(source):
     with pytest.raises(generator.MarkerError):
         generator.make_student_notebook(_notebook(("code", source)), points={"q1": 1})
+
+
+@pytest.mark.parametrize("fraction,words", [(0.5, "half"), (0.25, "a quarter"), (1, "all"),
+                                            (0, "none"), (0.4, "40 %")])
+def test_generator_writes_method_rule_costs_from_the_settings(fraction, words):
+    master = _notebook(("markdown", "Breaking the rule costs {method_rules[q1]} of q1's points."))
+    values = generator.Values(points={"q1": 4}, method_rules={"q1": fraction})
+    student = generator.make_student_notebook(master, values)
+    assert student.cells[0].source == f"Breaking the rule costs {words} of q1's points."
 
 
 def test_generator_rejects_unknown_points_placeholder():

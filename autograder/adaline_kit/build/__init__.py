@@ -73,10 +73,11 @@ def prepare() -> Prepared:
     # The markdown's {expected[...]} need the answer key this run records; the kernel only
     # runs code, so the completed notebook it runs gets the independent reference's numbers.
     provisional = package.provisional_answer_key(settings.assignment, data)
-    completed = strip_markers(master, Values(settings.points, settings.assignment, provisional))
+    completed = strip_markers(master, Values(settings.points, settings.assignment, provisional,
+                                              settings.method_rules))
     key, solution = package.record_answer_key(completed, settings.assignment, data,
                                               list(settings.points))
-    values = Values(settings.points, settings.assignment, key)
+    values = Values(settings.points, settings.assignment, key, settings.method_rules)
     student = make_student_notebook(master, values)
     declarations.check_total(student, settings.max_total, paths.MASTER_NOTEBOOK.name)
     final = strip_markers(master, values)

@@ -28,7 +28,10 @@ Both fill placeholders in markdown and code cells, so numbers live in one place:
 * lines between ``# IF assignment[KEY]`` and ``# END IF`` (in markdown ``<!-- IF
   assignment[KEY] -->`` and ``<!-- END IF -->``) are kept only when the setting is true;
 * ``{expected[KEY]}`` from the answer key the reference solution produced (the keys of the
-  package's ``expected_placeholders``).
+  package's ``expected_placeholders``);
+* ``{method_rules[qN]}`` from ``grading.toml`` ``[method_rules]``: the share of the question's
+  points that breaking its method rule costs, in words (``half``, ``a quarter``, ``all``,
+  ``none``; other fractions as ``40 %``), for "costs {method_rules[qN]} of qN's points".
 
 Command line (from the repository root)::
 
@@ -57,8 +60,8 @@ SOLUTION_ONLY_TAG = "solution-only"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker># BEGIN SOLUTION|# END SOLUTION|# STUB:)"
                      r"(?P<rest>.*)$")
 _STUB_MESSAGE = re.compile(r"^q\d+: \S.*$")
-_PLACEHOLDER = re.compile(r"\{(?P<table>points|assignment|expected)\[(?P<key>\w+)\]\}"
-                          r"(?P<word> points?\b)?")
+_PLACEHOLDER = re.compile(r"\{(?P<table>points|assignment|expected|method_rules)"
+                          r"\[(?P<key>\w+)\]\}(?P<word> points?\b)?")
 _ANY_PLACEHOLDER = re.compile(r"\{(?P<table>[a-z_]+)\[(?P<key>\w+)\]\}")
 
 
@@ -92,12 +95,26 @@ def expected_table(key) -> dict[str, str]:
     return current().expected_placeholders(key)
 
 
+_FRACTION_WORDS = {0.0: "none", 0.25: "a quarter", 0.5: "half", 0.75: "three quarters",
+                   1.0: "all"}
+
+
+def fraction_text(value: float) -> str:
+    """A method rule's cost in words: 0.5 -> "half", 1 -> "all", 0.4 -> "40 %"."""
+    for fraction, words in _FRACTION_WORDS.items():
+        if abs(float(value) - fraction) < 1e-12:
+            return words
+    return f"{100 * float(value):.4g} %"
+
+
 class Values:
     """The placeholder tables; a table not given is read from grading.toml or the recorded
     answer key when a placeholder first needs it."""
 
-    def __init__(self, points: dict | None = None, assignment=None, key=None):
-        self._given = {"points": points, "assignment": assignment, "expected": key}
+    def __init__(self, points: dict | None = None, assignment=None, key=None,
+                 method_rules: dict | None = None):
+        self._given = {"points": points, "assignment": assignment, "expected": key,
+                       "method_rules": method_rules}
         self._tables: dict[str, dict] = {}
 
     def table(self, name: str) -> dict:
@@ -108,6 +125,9 @@ class Values:
             elif name == "assignment":
                 self._tables[name] = assignment_table(
                     given or settings_module.load().assignment)
+            elif name == "method_rules":
+                rules = settings_module.load().method_rules if given is None else given
+                self._tables[name] = {str(q): fraction_text(v) for q, v in rules.items()}
             else:
                 from ..assignment import current
                 self._tables[name] = expected_table(given or current().load_answer_key())
@@ -120,7 +140,8 @@ def _as_values(values) -> Values:
 
 def fill_placeholders(text: str, values: Values | dict | None, where: str = "markdown",
                       code: bool = False) -> str:
-    """Replace ``{points[...]}``, ``{assignment[...]}`` and ``{expected[...]}`` in ``text``
+    """Replace ``{points[...]}``, ``{assignment[...]}``, ``{expected[...]}`` and
+    ``{method_rules[...]}`` in ``text``
     (``values`` may be a plain points dict); numbers are written as Python writes them. In
     markdown (not ``code``, where ``{name[key]}`` is also Python) any other ``{name[key]}`` is
     an error."""
@@ -144,7 +165,8 @@ def fill_placeholders(text: str, values: Values | dict | None, where: str = "mar
     unknown = None if code else _ANY_PLACEHOLDER.search(text)
     if unknown:
         raise MarkerError(f"{where}: unknown placeholder {unknown.group(0)} (expected "
-                          "{points[qN]}, {assignment[KEY]} or {expected[KEY]})")
+                          "{points[qN]}, {assignment[KEY]}, {expected[KEY]} or "
+                          "{method_rules[qN]})")
     return text
 
 
@@ -336,7 +358,8 @@ def strip_markers(master: nbformat.NotebookNode,
 
 def _check_clean(notebook: nbformat.NotebookNode) -> None:
     for cell in notebook.cells:
-        for needle in (BEGIN, END, STUB, "{points[", "{assignment[", "{expected["):
+        for needle in (BEGIN, END, STUB, "{points[", "{assignment[", "{expected[",
+                       "{method_rules["):
             if needle in cell.source:
                 raise MarkerError(f"{_where(cell)}: {needle!r} left in the student notebook")
 

@@ -81,24 +81,28 @@ def relative_error(a, b) -> float:
 
 def train_curve(x, y, num_epochs: int, learning_rate: float = 0.01, seed: int = 123,
                 minibatch_size: int = 10, *, reseed_each_epoch: bool = False,
-                accumulate_gradients: bool = False) -> tuple[list[float], np.ndarray, np.ndarray]:
+                accumulate_gradients: bool = False,
+                last_minibatch_loss: bool = False) -> tuple[list[float], np.ndarray, np.ndarray]:
     """Train from zero weights as the lecture does -> (per-epoch full-data MSE, w (m, 1), b (1,)).
 
     Keyword variants reproduce classic mistakes for the diagnoses: ``reseed_each_epoch`` calls
     ``torch.manual_seed(seed)`` at the start of every epoch; ``accumulate_gradients`` never
-    zeroes the gradients (each step uses the sum of all gradients so far). Full-batch training is
+    zeroes the gradients (each step uses the sum of all gradients so far);
+    ``last_minibatch_loss`` logs, per epoch, the loss of the epoch's last minibatch as computed
+    before its update (instead of the full-data loss after the epoch). Full-batch training is
     ``minibatch_size >= n``. Results are cached; callers get fresh copies.
     """
     x, y = _array(x, 2), _array(y, 1)
     key = (x.tobytes(), x.shape, y.tobytes(), int(num_epochs), float(learning_rate), int(seed),
-           int(minibatch_size), bool(reseed_each_epoch), bool(accumulate_gradients))
+           int(minibatch_size), bool(reseed_each_epoch), bool(accumulate_gradients),
+           bool(last_minibatch_loss))
     costs, w, b = _train_cached(key)
     return list(costs), w.copy(), b.copy()
 
 
 @functools.lru_cache(maxsize=128)
 def _train_cached(key) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
-    x_bytes, shape, y_bytes, num_epochs, lr, seed, minibatch_size, reseed, accumulate = key
+    x_bytes, shape, y_bytes, num_epochs, lr, seed, minibatch_size, reseed, accumulate, last = key
     x = np.frombuffer(x_bytes, dtype=np.float64).reshape(shape)
     y = np.frombuffer(y_bytes, dtype=np.float64)
     n, m = shape
@@ -114,13 +118,14 @@ def _train_cached(key) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
         for batch in torch.split(perm, minibatch_size):
             idx = batch.numpy()
             xb = x[idx]
+            batch_loss = loss(xb, y[idx], w, b)
             grad_w, grad_b = negative_gradients(xb, (xb @ w).reshape(-1) + b[0], y[idx])
             if accumulate:
                 sum_w, sum_b = sum_w + grad_w, sum_b + grad_b
                 grad_w, grad_b = sum_w, sum_b
             w = w + lr * grad_w
             b = b + lr * grad_b
-        costs.append(loss(x, y, w, b))
+        costs.append(batch_loss if last else loss(x, y, w, b))
     w.setflags(write=False)
     b.setflags(write=False)
     return tuple(costs), w, b

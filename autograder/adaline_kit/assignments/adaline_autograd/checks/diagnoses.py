@@ -15,7 +15,8 @@ Evidence keys used here (a check supplies those relevant to it; missing keys rea
 ``flat``, ``ascending``      shape of the submitted loss curve
 ``count``, ``epochs``, ``per_minibatch``, ``epochs_ignored``   number of losses returned
 ``matches_<variant>`` the submitted curve matches the reference trained with a variant:
-                     ``seed_each_epoch``, ``full_batch``, ``accumulate``, ``lr_default``,
+                     ``seed_each_epoch``, ``full_batch``, ``accumulate``, ``last_minibatch``
+                     (each epoch logs its last minibatch's loss), ``lr_default``,
                      ``seed_default``, ``minibatch_size_default``
 ``looks_hardcoded``  losses on other data repeat the lecture's published numbers
 ``lecture_matches``  the lecture-data curve matched
@@ -24,8 +25,8 @@ Evidence keys used here (a check supplies those relevant to it; missing keys rea
 ``half_n``, ``n_over_m``  the scales of a gradient missing 2/n, or dividing by m instead of n
 ``autograd_detail``, ``backward_used``, ``grad_unused``, ``sgd_unused``/``sgd_detail``
                      method-rule findings
-``momentum``, ``dataloader_shuffle``, ``seed_missing``, ``matches_last_minibatch``
-                     training-loop evidence (optimizer settings, the source, curve variants)
+``momentum``, ``dataloader_shuffle``, ``seed_missing``
+                     training-loop evidence (optimizer settings, the source)
 """
 
 from __future__ import annotations
@@ -40,14 +41,45 @@ class Diagnosis:
     key: str
     applies: Callable[[dict], bool]
     message: str
+    # More values for the message, computed from the evidence when the diagnosis applies.
+    details: Callable[[dict], dict] | None = None
 
 
 def _near(value, target, tolerance) -> bool:
     return value is not None and abs(value - target) <= tolerance
 
 
+def _scaled_parts(evidence, test) -> list[str]:
+    """The parts ("weight and bias", "weight", "bias") of ``scales`` whose scale passes ``test``."""
+    return [part for part, scale, cosine in evidence.get("scales") or []
+            if test(scale, cosine, evidence)]
+
+
 def _any_scale(evidence, test) -> bool:
-    return any(test(scale, cosine, evidence) for _, scale, cosine in evidence.get("scales") or [])
+    return bool(_scaled_parts(evidence, test))
+
+
+def _which_gradient(test) -> Callable[[dict], dict]:
+    """``{"gradient": "Your bias gradient is"}`` (or weight, or weight and bias ... are): the
+    gradients that are off by the scale ``test`` recognises, named exactly."""
+    def details(evidence) -> dict:
+        parts = _scaled_parts(evidence, test)
+        if "weight and bias" in parts or {"weight", "bias"} <= set(parts):
+            return {"gradient": "Both your weight and your bias gradients are",
+                    "has": "Both your weight and your bias gradients have"}
+        part = parts[0] if parts else "weight"
+        return {"gradient": f"Your {part} gradient is", "has": f"Your {part} gradient has"}
+    return details
+
+
+def _scale_diagnosis(key: str, test, message: str) -> Diagnosis:
+    """A q1 diagnosis recognised by the scale of a gradient; ``message`` names the gradient
+    with ``{gradient}`` ("Your bias gradient is") or ``{has}`` ("Your bias gradient has")."""
+    return Diagnosis(key, lambda e: _any_scale(e, test), message, _which_gradient(test))
+
+
+def _scale_near(target_key: str):
+    return lambda s, c, ev: c > 0.999 and _near(s, ev[target_key], 0.02 * ev[target_key])
 
 
 _DTYPE_ERROR = re.compile(r"(dtype|scalar type|can't be cast|same type)", re.IGNORECASE)
@@ -102,34 +134,27 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: e.get("n") not in (None, 1) and e.get("grad_b_size") == e.get("n"),
         "negative_grad_b has {n} elements, one per sample: the bias gradient is a single "
         "number, averaged over the batch (shape (1,))."),
-    Diagnosis(
-        "sum_not_mean",
-        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, ev["n"], 0.02 * ev["n"])),
-        "Your gradient is about n = {n} times too large: it looks like you summed over the "
+    _scale_diagnosis(
+        "sum_not_mean", _scale_near("n"),
+        "{gradient} about n = {n} times too large: it looks like you summed over the "
         "batch instead of averaging. The loss is the mean over the batch, so divide by the "
         "batch size (y.size(0))."),
-    Diagnosis(
-        "missing_two_over_n",
-        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999
-                             and _near(s, ev["half_n"], 0.02 * ev["half_n"])),
-        "Your gradient is n/2 = {half_n:g} times too large: the factor 2/n of dL/dyhat = "
+    _scale_diagnosis(
+        "missing_two_over_n", _scale_near("half_n"),
+        "{gradient} n/2 = {half_n:g} times too large: the factor 2/n of dL/dyhat = "
         "(2/n) (yhat - y) is missing (n = {n} samples in this batch)."),
-    Diagnosis(
-        "wrong_n",
-        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999
-                             and _near(s, ev["n_over_m"], 0.02 * ev["n_over_m"])),
-        "Your gradient is n/m = {n_over_m:.3g} times too large: it divides by the number of "
+    _scale_diagnosis(
+        "wrong_n", _scale_near("n_over_m"),
+        "{gradient} n/m = {n_over_m:.3g} times too large: it divides by the number of "
         "features m = {m} instead of the number of samples n = {n}. n is x.size(0) (or "
         "y.size(0)); x.size(1) is m."),
-    Diagnosis(
-        "sign_flipped",
-        lambda e: _any_scale(e, lambda s, c, ev: c < -0.999),
-        "Your gradient has the opposite sign: backward must return the NEGATIVE gradient, "
+    _scale_diagnosis(
+        "sign_flipped", lambda s, c, ev: c < -0.999,
+        "{has} the opposite sign: backward must return the NEGATIVE gradients, "
         "-(dL/dw, dL/db), with dL/dyhat = (2/n) (yhat - y)."),
-    Diagnosis(
-        "missing_factor_2",
-        lambda e: _any_scale(e, lambda s, c, ev: c > 0.999 and _near(s, 0.5, 0.01)),
-        "Your gradient is half the expected one: the derivative of (yhat - y)**2 is "
+    _scale_diagnosis(
+        "missing_factor_2", lambda s, c, ev: c > 0.999 and _near(s, 0.5, 0.01),
+        "{gradient} half as large as expected: the derivative of (yhat - y)**2 is "
         "2 (yhat - y), so dL/dyhat = (2/n) (yhat - y); the factor 2 is missing."),
     Diagnosis(
         "uses_autograd",
@@ -183,6 +208,12 @@ CATALOGUE: list[Diagnosis] = [
         lambda e: bool(e.get("epochs_ignored")),
         "You returned {count} losses for {epochs} epochs, though the ones returned match: use "
         "the num_epochs argument."),
+    Diagnosis(
+        "last_minibatch_loss",
+        lambda e: bool(e.get("matches_last_minibatch")),
+        "Your losses are those of each epoch's last minibatch (computed before its update), "
+        "not the loss on all of (x, y) after the epoch: after the minibatch loop, compute the "
+        "MSE of the model on all of x and y (under torch.no_grad()) and append that."),
     Diagnosis(
         "gradients_accumulate",
         lambda e: bool(e.get("matches_accumulate")),
@@ -250,7 +281,7 @@ BY_KEY = {entry.key: entry for entry in CATALOGUE}
 # Candidate lists for the checks (catalogue order decides priority).
 PROBE_ERRORS = ("stub_untouched", "integer_labels", "loss_detached")
 TRAINING_LOOP = ("params_never_change", "losses_per_minibatch", "num_epochs_ignored",
-                 "gradients_accumulate", "momentum", "dataloader_shuffle", "seed_missing",
+                 "last_minibatch_loss", "gradients_accumulate", "momentum", "dataloader_shuffle", "seed_missing",
                  "seed_reset_each_epoch", "full_batch", "ascending")
 OTHER_RUN = TRAINING_LOOP + ("learning_rate_ignored", "seed_ignored", "minibatch_size_ignored",
                              "hardcoded_curve")
@@ -273,6 +304,8 @@ def diagnose(evidence: dict, candidates) -> tuple[str, str] | None:
             applies = False
         if applies:
             values = _Blank({k: v for k, v in _items(evidence) if v is not None})
+            if entry.details is not None:
+                values.update(entry.details(evidence))
             return entry.key, entry.message.format_map(values)
     return None
 

@@ -15,7 +15,8 @@ from .. import probes
 
 _SPY = None
 
-# The code the notebook gives the students (the lecture's own), run before their cells.
+# The code the notebook gives the students (the lecture's own), run before their cells;
+# compute_accuracy is the notebook's helper, word for word (a test compares them).
 GIVEN_CODE = '''
 import torch
 import torch.nn.functional as F
@@ -44,11 +45,16 @@ def train_manual(model, x, y, num_epochs, learning_rate=0.01, seed=123, minibatc
 
 
 def compute_accuracy(model, x, y):
+    # Percentage of examples whose thresholded output (> 0.5 means class 1) equals the label.
+    # One output per label: an (n, 1) output is flattened, so it is never compared with the
+    # (n,) labels as an (n, n) table; a different number of outputs is an error.
     with torch.no_grad():
-        y_pred = model.forward(x)
-        y_pred_label = torch.where(y_pred > 0.5, 1, 0)
-        accuracy = torch.sum(y_pred_label == y).float() / y.size(0)
-    return accuracy * 100
+        outputs = model.forward(x).reshape(-1)
+    if outputs.numel() != y.numel():
+        raise ValueError(f"compute_accuracy: the model gave {outputs.numel()} outputs for "
+                         f"{y.numel()} labels (forward should return shape (n,))")
+    predictions = (outputs > 0.5).int()
+    return torch.mean((predictions == y.reshape(-1).int()).float()).item() * 100
 
 
 class Adaline2():

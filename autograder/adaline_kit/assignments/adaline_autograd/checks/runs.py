@@ -77,6 +77,7 @@ def curve_evidence(costs: list[float], spec: RunSpec, **extra) -> Evidence:
         "matches_seed_each_epoch": variant(reseed_each_epoch=True),
         "matches_full_batch": variant(minibatch_size=max(spec.n, 1)),
         "matches_accumulate": variant(accumulate_gradients=True),
+        "matches_last_minibatch": variant(last_minibatch_loss=True),
     }
     for key, default in DEFAULTS.items():
         if getattr(spec, key) != default:

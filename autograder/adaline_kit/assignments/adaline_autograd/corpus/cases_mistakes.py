@@ -148,7 +148,21 @@ CASES = [
               "        loader = torch.utils.data.DataLoader(torch.arange(y.size(0)),\n"
               "                                             batch_size=minibatch_size, shuffle=True)\n"
               "        for minibatch_idx in loader:\n"))),
+    wrong("q2_last_minibatch_loss", "q2", "last_minibatch_loss",
+          "train_autograd logs the loss of each epoch's last minibatch (computed before its "
+          "update) instead of the loss on all of (x, y) after the epoch.",
+          replace=edit("train_autograd", (
+              "        with torch.no_grad():  # logging only: no graph needed\n"
+              "            curr_loss = loss_func(model.forward(x), y)\n",
+              "        curr_loss = loss.detach()  # the last minibatch's loss\n"))),
     # --- q3: Adaline3 and train_nn -------------------------------------------------------------
+    wrong("q3_last_minibatch_loss", "q3", "last_minibatch_loss",
+          "train_nn logs loss.item() of each epoch's last minibatch instead of the loss on all "
+          "of (x, y) after the epoch.",
+          replace=edit("train_nn", (
+              "        with torch.no_grad():  # measuring, not training: no graph\n"
+              "            curr_loss = F.mse_loss(model(x), y.float())\n",
+              "        curr_loss = loss.item()  # the last minibatch's loss\n"))),
     wrong("q3_momentum", "q3", "momentum",
           "train_nn's SGD uses momentum=0.9.",
           replace=edit("train_nn", ("torch.optim.SGD(model.parameters(), lr=learning_rate)",

@@ -250,7 +250,7 @@ CASES = [
     correct("edits_given_helpers", "The given compute_accuracy rewritten (threshold 0) and "
             "train_manual deleted at the end: the grader uses its own copy of given code, so "
             "only the student's functions are graded.",
-            replace=edit("compute_accuracy", ("(model.forward(x) > 0.5)", "(model.forward(x) > 0)")),
+            replace=edit("compute_accuracy", ("(outputs > 0.5)", "(outputs > 0)")),
             add_cells=["del train_manual\n"]),
     correct("cell_magics", "The cells defining Adaline1 and train_nn start with %%time and "
             "%%capture, the one defining train_autograd has a %time line and a %matplotlib "
