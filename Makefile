@@ -33,8 +33,13 @@ build: install gradescope-python
 validate: install
 	$(BIN)/adaline-kit validate --group correct --group wrong
 
+# The whole suite, TEST_WORKERS modules at a time (pytest-xdist; each module stays on one
+# worker, so its expensive fixtures run once, see tests/conftest.py). Most of a module's time is
+# spent waiting for kernels, subprocesses and time limits, so more workers than cores pays.
+# The summary names the failures and the 25 slowest tests. One at a time: TEST_WORKERS=0.
+TEST_WORKERS ?= 3
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -rfE --durations=25
 
 bench: install
 	$(BIN)/python bench/grading_throughput.py
