@@ -34,6 +34,7 @@ except ImportError:  # the kit is not installed: use the checkout
     sys.path.insert(0, str(REPO / "autograder"))
     from adaline_kit import settings
     from adaline_kit.build import student_notebook as generator
+from adaline_kit.assignments.adaline_autograd import CORPUS
 
 NOTEBOOK_NAME = "adaline_autograd.ipynb"
 MASTER = REPO / "solutions" / "adaline_autograd" / NOTEBOOK_NAME
@@ -162,7 +163,7 @@ def test_untouched_public_checks_report_failures(student_run, question):
 
 # --- a wrong submission's public check output ----------------------------------------------
 
-WRONG_CASE = REPO / "tests" / "corpus" / "wrong" / "q1_missing_two_over_n.ipynb"
+WRONG_CASE = CORPUS / "wrong" / "q1_missing_two_over_n.ipynb"
 
 
 @pytest.fixture(scope="module")
