@@ -112,3 +112,28 @@ def test_the_product_name_is_not_an_assignment_name():
     pattern = assignment_names()
     assert not pattern.search("import adaline_kit.sandbox  # adaline-kit build")
     assert pattern.search("see adaline_autograd.ipynb") and pattern.search("run q3 first")
+
+
+def test_grading_toml_names_the_assignment_package(tmp_path):
+    """``[assignment] package`` picks the package; a wrong one is a one-line SettingsError."""
+    import pytest
+
+    from adaline_kit import settings
+
+    text = settings.SETTINGS_FILE.read_text(encoding="utf-8")
+    named = 'package = "adaline_kit.assignments.adaline_autograd"'
+    assert named in text and settings.load().package == "adaline_kit.assignments.adaline_autograd"
+    path = tmp_path / "grading.toml"
+    path.write_text(text.replace(named, 'package = "adaline_kit.assignments.no_such"'))
+    with pytest.raises(settings.SettingsError) as raised:
+        settings.load(path)
+    assert str(raised.value).startswith(f"{path}: [assignment] package = "
+                                        "'adaline_kit.assignments.no_such': cannot import it")
+    # A package without the interface (the kit's own sandbox package) is refused by name.
+    path.write_text(text.replace(named, 'package = "adaline_kit.sandbox"'))
+    with pytest.raises(settings.SettingsError, match=r"lacks NAME, TITLE, DATA_FILE") as raised:
+        settings.load(path)
+    assert "\n" not in str(raised.value)
+    # Left out, it is the only installed package.
+    path.write_text(text.replace(named, ""))
+    assert settings.load(path).package == "adaline_kit.assignments.adaline_autograd"
