@@ -34,8 +34,8 @@ validate: install
 	$(BIN)/adaline-kit validate --group correct --group wrong
 
 # The whole suite, TEST_WORKERS modules at a time (pytest-xdist; each module stays on one
-# worker, so its expensive fixtures run once, see tests/conftest.py). Most of a module's time is
-# spent waiting for kernels, subprocesses and time limits, so more workers than cores pays.
+# worker, so its expensive fixtures run once, see tests/conftest.py). 3 workers on 2 cores: one
+# module's waits for kernels, subprocesses and time limits overlap another's computing.
 # The summary names the failures and the 25 slowest tests. One at a time: TEST_WORKERS=0.
 TEST_WORKERS ?= 3
 test: install
