@@ -25,11 +25,12 @@ from click.testing import CliRunner
 
 from adaline_kit import cli
 from adaline_kit.grade import batch
-from adaline_kit.settings import QUESTIONS, load
+from adaline_kit.settings import load, questions
 
 SETTINGS = load()
 POINTS = SETTINGS.points  # question -> its maximum
 FULL = SETTINGS.max_total
+QUESTIONS = questions()
 
 # submission -> (submitters [(name, sid, email)], score per question as a fraction of its max)
 CLASS = {
