@@ -223,7 +223,8 @@ def test_solution_runs_without_errors_in_under_30_seconds(solution_run):
 
 
 def test_kernel_cpu_time_counts_the_cells_work(tmp_path):
-    """The measure above can fail: a cell that keeps a core busy for 3 s adds at least 3 s."""
+    """The measure above can fail: a notebook whose cell keeps a core busy for 3 s measures at
+    least 3 s, and a trivial one (kernel start-up only) well under that."""
     busy = ("import time\nend = time.process_time() + 3\nwhile time.process_time() < end:\n"
             "    pass")
     quiet = execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]),
@@ -231,7 +232,7 @@ def test_kernel_cpu_time_counts_the_cells_work(tmp_path):
     loaded = execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(busy)]),
                      tmp_path)
     assert loaded.errors() == [] and quiet.errors() == []
-    assert loaded.cpu_seconds >= quiet.cpu_seconds + 3
+    assert loaded.cpu_seconds >= 3 > quiet.cpu_seconds, (loaded.cpu_seconds, quiet.cpu_seconds)
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
