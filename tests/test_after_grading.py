@@ -387,3 +387,18 @@ def test_similarity_ranks_the_planted_copy_above_independent_solutions(graded):
     assert "changes no score" in page and "gw -= 2 * e_i" in page
     assert "negative_grad_w -= 2 * error" in page
     assert (out / "grades.csv").read_bytes() == gradebook_before
+
+
+def test_similarity_waits_for_no_run_but_stops_in_one_line_while_one_holds_the_folder(graded):
+    from adaline_kit.grade import lock
+
+    _, out, _ = graded
+    (out / "similarity.csv").unlink(missing_ok=True)
+    with lock.hold(out):  # what a grading run holds while it changes the folder
+        result = run("similarity", out, expect_ok=False)
+        output = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(output) == 1, result.output
+        assert "being graded by another run" in output[0]
+        assert not (out / "similarity.csv").exists()
+    assert "Compared 7 submissions" in run("similarity", out).output
+    assert (out / "similarity.csv").is_file()

@@ -991,6 +991,58 @@ def test_q1_rule_is_an_allow_list_that_follows_the_code(cheat):
     assert findings, cheat
 
 
+# Code that stores a function where backward reaches it without naming the notebook's function:
+# (top-level code, how backward calls it). Each stored function uses torch.autograd.grad.
+Q1_STORED = {
+    "torch_namespace": ("torch.linalg.step = autograd_step\n", "torch.linalg.step(x, yhat, y)"),
+    "builtins": ("import builtins\nbuiltins.step = autograd_step\n", "step(x, yhat, y)"),
+    "globals": ("globals()['step'] = autograd_step\n", "step(x, yhat, y)"),
+    "variable": ("step = make_step(autograd_step)\n", "step(x, yhat, y)"),
+    "variable_from_factory": ("step = make_autograd_step()\n", "step(x, yhat, y)"),
+    "lambda": ("step = lambda x, yhat, y: torch.autograd.grad(yhat.sum(), x)\n",
+               "step(x, yhat, y)"),
+}
+Q1_HELPERS = ("import torch\n\ndef autograd_step(x, yhat, y):\n"
+              "    return torch.autograd.grad(yhat.sum(), x)\n\n"
+              "def plain_step(x, yhat, y):\n"
+              "    e = (yhat - y).view(-1, 1)\n    return -2 * x.t() @ e / y.size(0), None\n\n"
+              "def make_step(function):\n    return function\n\n"
+              "def make_autograd_step():\n    return autograd_step\n\n")
+
+
+@pytest.mark.parametrize("way", Q1_STORED)
+def test_q1_rule_follows_functions_stored_where_backward_finds_them(way):
+    storing, call = Q1_STORED[way]
+    source = inprocess.source_cells([Q1_HELPERS + storing, adaline1(f"return {call}\n")])
+    findings = source_rules.q1_rule_findings(source_rules.index_source(source))
+    assert findings, way
+    # The same ways of reaching plain arithmetic break nothing.
+    honest = storing.replace("= autograd_step", "= plain_step").replace(
+        "(autograd_step)", "(plain_step)").replace("torch.autograd.grad(yhat.sum(), x)",
+                                                  "(x, yhat)")
+    source = inprocess.source_cells([Q1_HELPERS.replace("return autograd_step",
+                                                        "return plain_step") + honest,
+                                     adaline1(f"return {call}\n")])
+    findings = source_rules.q1_rule_findings(source_rules.index_source(source))
+    if way in ("torch_namespace", "builtins", "globals"):
+        assert findings, way  # what a library or the builtins hold is not the notebook's
+    else:
+        assert findings == [], (way, findings)
+
+
+def test_q1_rule_allows_real_library_names_and_notebook_variables():
+    body = code('''
+        e = (yhat - y).view(-1, 1) * SCALE
+        norm = torch.linalg.norm(e) + np.float32(0) + math.pi * 0
+        return -2 * x.t() @ e / y.size(0), -2 * e.sum().view(1) / y.size(0) + norm * 0
+    ''')
+    top = ("import math\nimport numpy as np\nimport pandas as pd\nimport os\n"
+           "frame = pd.DataFrame({'a': [1.0]})\nSCALE = float(frame['a'][0])\n"
+           "path = os.path.join('data', 'iris.data')\n")
+    source = inprocess.source_cells([top, adaline1(body)])
+    assert source_rules.q1_rule_findings(source_rules.index_source(source)) == []
+
+
 def test_q1_rule_allows_what_mentions_autograd_without_using_it():
     """A notebook function named grad, a local variable named grad, reading .requires_grad and
     asking for requires_grad=False are all tensor arithmetic."""

@@ -35,6 +35,18 @@ def test_reaching_for_the_grader_is_flagged_with_its_cell():
                            "objects = get_objects_count()"]) == []
 
 
+def test_names_built_at_run_time_and_closures_are_flagged():
+    cells = ["frame = getattr(error_tb, 'tb_' + 'frame')",
+             "for cell in torch.autograd.grad.__closure__:\n    counts = cell.cell_contents",
+             "setattr(model, name, value)", "value = getattr(torch, 'nn')"]
+    flags = tampering.scan(cells)
+    for needle in ("code cell 1 uses getattr() with a name built at run time",
+                   "code cell 2 uses __closure__", "code cell 2 uses cell_contents",
+                   "code cell 3 uses setattr() with a name built at run time"):
+        assert any(flag.startswith(needle) for flag in flags), (needle, flags)
+    assert not any(flag.startswith("code cell 4") for flag in flags), flags  # a literal name
+
+
 def _question(gate_passed: bool) -> QuestionResult:
     checks_ = [CheckResult("module_structure", True, 1.0), CheckResult("zero_init", True, 1.0),
                CheckResult("other_data", gate_passed, 2.0)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import click
@@ -41,10 +39,8 @@ def export_grades(out: Path, kind: str, output: Path | None, excel: bool,
 
     if not out.is_dir():
         raise KitError(f"no such class folder: {out}")
-    # Not while a grading run is changing the folder (a folder nobody can write is never graded).
-    held = lock.hold(out) if os.access(out, os.W_OK) else contextlib.nullcontext()
     try:
-        with held:
+        with lock.hold_unless_read_only(out):  # not while a grading run is changing the folder
             _export(out, kind, output, excel, assignment, ignore_unmatched_overrides)
     except lock.FolderBusy as error:
         raise KitError(str(error)) from None

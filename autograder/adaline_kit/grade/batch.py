@@ -501,8 +501,8 @@ class Grader:
                                       self.seed, self.allow_unconfined)
             # A zygote that died (killed by student code running as the same user, or by the
             # OOM killer) leaves an error report: grade once more with a fresh zygote.
-            if zygote.process.poll() is None or attempt:
-                return report
+            if zygote.process.poll() is None or attempt or self.stop.is_set():
+                return report  # (a stopped run closed the zygote itself: start no other)
             self.zygote.restart_if_dead(generation)
         return report
 

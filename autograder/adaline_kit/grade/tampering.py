@@ -9,6 +9,7 @@ inputs drawn at grading time, which forged data cannot pass.
 
 from __future__ import annotations
 
+import ast
 import re
 
 # name in the source -> what it is for
@@ -30,9 +31,27 @@ MACHINERY = {
     "addaudithook": "audit hooks",
     "settrace": "tracing the interpreter (sys.settrace)",
     "setprofile": "profiling hooks (sys.setprofile)",
+    "__closure__": "a function's closure cells (where wrappers keep what they wrap)",
+    "cell_contents": "what a closure cell holds (cell.cell_contents)",
+    "gi_frame": "a generator's frame (gi_frame)",
+    "cr_frame": "a coroutine's frame (cr_frame)",
 }
 _PATTERN = re.compile(r"\b(" + "|".join(re.escape(name) for name in MACHINERY) + r")\b")
 _INSPECT_STACK = re.compile(r"\binspect\s*\.\s*(stack|trace)\s*\(")
+_ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "delattr")
+
+
+def _computed_attribute_names(source: str) -> list[str]:
+    """``getattr``/``setattr``/``delattr`` calls whose name is not a string literal: names built
+    at run time, the way the names above are hidden from a reader (``"f_" + "back"``)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    return [node.func.id for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in _ATTRIBUTE_FUNCTIONS and len(node.args) >= 2
+            and not (isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str))]
 
 
 def scan(cells: list[str]) -> list[str]:
@@ -42,6 +61,10 @@ def scan(cells: list[str]) -> list[str]:
         for match in _PATTERN.finditer(source):
             name = match.group(1)
             found.setdefault(name, f"code cell {index + 1} uses {name} ({MACHINERY[name]})")
+        for function in _computed_attribute_names(source):
+            name = f"{function}()"
+            found.setdefault(name, f"code cell {index + 1} uses {name} with a name built at run "
+                                   "time (how names like f_back are hidden)")
         for match in _INSPECT_STACK.finditer(source):
             name = f"inspect.{match.group(1)}"
             found.setdefault(name, f"code cell {index + 1} uses {name}() (walking the call "

@@ -31,14 +31,25 @@ def similarity(out: Path) -> None:
 
     The submissions are read from where they were graded from (the source in each record).
     """
+    from ..cli import KitError
+    from ..grade import lock
+
+    if not out.is_dir():
+        raise KitError(f"no such class folder: {out}")
+    try:
+        with lock.hold_unless_read_only(out):  # not while a grading run is changing the folder
+            _similarity(out)
+    except lock.FolderBusy as error:
+        raise KitError(str(error)) from None
+
+
+def _similarity(out: Path) -> None:
     from ..build import paths
     from ..cli import KitError
     from ..grade import batch
     from . import compare, report
     from .stubs import template_definitions
 
-    if not out.is_dir():
-        raise KitError(f"no such class folder: {out}")
     records = batch.collect(out)
     if not records:
         raise KitError(f"{out} holds no graded submissions (grade them with adaline-kit grade)")

@@ -27,8 +27,11 @@ Probe names and their arguments (``x`` is a list of rows, ``y`` a list of 0/1 la
     "forward_shape"}
 ``q3_train``  same arguments as ``q1_train``; trains the student's ``Adaline3`` with the
     student's ``train_nn``; adds ``"sgd"``: {"exact_steps": optimizer steps over the model's
-    parameters that moved them by exactly -learning_rate x grad, "learning_rates": the
-    learning rates those optimizers used, "momentum": the largest momentum}.
+    parameters that moved them by exactly -lr x grad (the optimizer's lr > 0), "learning_rates":
+    the learning rates those optimizers used, "momentum": the largest momentum,
+    "zero_gradient_steps": steps taken while every gradient was zero,
+    "changed_before_steps" / "changed_between_steps": how often the parameters changed outside
+    a step, before the first one / after one (see ``_StepWatch``)}.
 
 Accuracies are computed by the grader from the returned net inputs (the lecture's given
 ``compute_accuracy`` is the grader's own copy, whatever the notebook did to it).
@@ -226,15 +229,35 @@ def q3_structure(ns: dict, args: dict) -> dict:
 
 class _StepWatch:
     """Optimizer step hooks for one run: which steps moved ``parameters`` by exactly
-    -learning_rate x grad (what an SGD with the given learning rate does on its first step)."""
+    -lr x grad with the optimizer's lr (what an SGD does, momentum aside, on its first step), and
+    how often the parameters changed outside any step: ``changed_before_steps`` (before the
+    first step, e.g. an initialisation) and ``changed_between_steps`` (after a step, before the
+    next one or the end of training: updates made by hand)."""
 
-    def __init__(self, parameters, learning_rate: float):
+    def __init__(self, parameters):
         self.parameters = list(parameters)
-        self.learning_rate = learning_rate
         self.exact_steps = 0
+        self.zero_gradient_steps = 0  # steps taken with every gradient zero (nothing to apply)
+        self.steps = 0
+        self.changed_before_steps = 0
+        self.changed_between_steps = 0
         self.learning_rates: set[float] = set()
         self.momentum = 0.0
         self._before = None
+        self._left = self._values()  # the values the last step left (at first: the initial ones)
+
+    def _values(self) -> list:
+        return [p.detach().clone() for p in self.parameters]
+
+    def note_changes(self) -> None:
+        """Count a change of the parameters since the last step (or since the start)."""
+        current = self._values()
+        if any(a.shape != b.shape or not torch.equal(a, b) for a, b in zip(current, self._left)):
+            if self.steps:
+                self.changed_between_steps += 1
+            else:
+                self.changed_before_steps += 1
+        self._left = current
 
     def _mine(self, optimizer) -> list:
         ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -245,21 +268,33 @@ class _StepWatch:
         if not mine:
             self._before = None
             return
+        self.note_changes()
         for group in optimizer.param_groups:
             if any(p is q for p in group["params"] for q in mine):
                 self.learning_rates.add(float(group.get("lr", float("nan"))))
                 self.momentum = max(self.momentum, float(group.get("momentum", 0.0) or 0.0))
-        self._before = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
-                        for p in mine]
+        rate = {id(p): float(group.get("lr", float("nan"))) for group in optimizer.param_groups
+                for p in group["params"]}
+        self._before = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone(),
+                         rate[id(p)]) for p in mine]
 
     def post(self, optimizer, args, kwargs):
         before, self._before = self._before, None
-        if not before or any(g is None for _, _, g in before):
+        if not before:
             return
-        moved = any(bool(torch.any(g != 0)) for _, _, g in before)
-        exact = all(torch.allclose(p.detach() - old, -self.learning_rate * g, rtol=1e-4,
-                                   atol=1e-6 * (1.0 + float(old.abs().max())))
-                    for p, old, g in before)
+        self.steps += 1
+        self._left = self._values()
+        if all(g is None or not bool(torch.any(g != 0)) for _, _, g, _ in before):
+            self.zero_gradient_steps += 1  # (zero_grad() between backward() and step())
+            return
+        if any(g is None for _, _, g, _ in before):
+            return
+        # An SGD step with the optimizer's own rate counts as a step (a rate other than the
+        # learning_rate argument is a bug the other-data run shows, not a broken rule).
+        moved = any(bool(torch.any(g != 0)) for _, _, g, _ in before)
+        exact = all(rate > 0 and torch.allclose(p.detach() - old, -rate * g, rtol=1e-4,
+                                                atol=1e-6 * (1.0 + float(old.abs().max())))
+                    for p, old, g, rate in before)
         if moved and exact:
             self.exact_steps += 1
 
@@ -269,8 +304,7 @@ def q3_train(ns: dict, args: dict) -> dict:
                                        register_optimizer_step_pre_hook)
 
     model = _lookup(ns, "Adaline3")(len(args["x"][0]))
-    watch = _StepWatch(model.parameters() if isinstance(model, torch.nn.Module) else [],
-                       float(args["learning_rate"]))
+    watch = _StepWatch(model.parameters() if isinstance(model, torch.nn.Module) else [])
     handles = [register_optimizer_step_pre_hook(watch.pre),
                register_optimizer_step_post_hook(watch.post)]
     try:
@@ -278,9 +312,13 @@ def q3_train(ns: dict, args: dict) -> dict:
     finally:
         for handle in handles:
             handle.remove()
+    watch.note_changes()  # the end of training counts as the next step
     report["sgd"] = {"exact_steps": watch.exact_steps,
                      "learning_rates": sorted(watch.learning_rates),
-                     "momentum": watch.momentum}
+                     "momentum": watch.momentum,
+                     "zero_gradient_steps": watch.zero_gradient_steps,
+                     "changed_before_steps": watch.changed_before_steps,
+                     "changed_between_steps": watch.changed_between_steps}
     layers = _linear_layers(model)
     if layers:
         report["weight"] = encode(layers[0].weight, "linear.weight")

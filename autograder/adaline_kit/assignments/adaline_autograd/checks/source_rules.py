@@ -13,6 +13,7 @@ allow-list over that code (:func:`q1_rule_findings`).
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 
 _MAX_REPAIRS = 200
@@ -235,7 +236,10 @@ def uses_linear(found: Usage) -> bool:
 # breaks the rule.
 ALLOWED_MODULES = ("torch", "math", "numpy", "typing", "functools", "itertools", "operator",
                    "collections", "dataclasses", "numbers", "statistics", "warnings",
-                   "matplotlib")
+                   "matplotlib", "pandas", "random", "time", "json", "csv", "pathlib", "os.path")
+# Names a notebook has without defining them (besides Python's builtins): IPython's.
+NOTEBOOK_BUILTINS = frozenset({"display", "get_ipython", "In", "Out", "_", "__", "___", "_ih",
+                               "_oh", "_dh", "exit", "quit"})
 # Parts of torch that are (or reach) automatic differentiation.
 DENIED_TORCH = ("torch.autograd", "torch.func", "torch._", "torch.nn.Parameter",
                 "torch.nn.parameter", "torch.enable_grad", "torch.library", "torch.ops",
@@ -255,13 +259,43 @@ def _is_false(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value in (False, 0)
 
 
+def _resolves(qualified: str) -> bool:
+    """Whether the dotted name is something the library itself defines (not something the
+    notebook stored there, e.g. ``torch.linalg.helper = my_function``): looked up in this,
+    the grader's, pristine copy of the module."""
+    import importlib
+    import sys
+
+    parts = qualified.split(".")
+    if parts[0] == "matplotlib" and "matplotlib" not in sys.modules:
+        return True  # not imported by the grader; nothing of it can differentiate
+    try:
+        found = importlib.import_module(parts[0])
+    except Exception:  # noqa: BLE001 - not importable here: nothing to compare with
+        return True
+    for index, part in enumerate(parts[1:], start=1):
+        try:
+            found = getattr(found, part)
+            continue
+        except AttributeError:
+            pass
+        try:
+            found = importlib.import_module(".".join(parts[:index + 1]))
+        except Exception:  # noqa: BLE001 - no such attribute or submodule
+            return False
+    return True
+
+
 def _denied_name(qualified: str) -> str | None:
     """Why a fully qualified name breaks the q1 rule, or None."""
     root = qualified.split(".")[0]
     if root == "functorch":
         return qualified
-    if root not in ALLOWED_MODULES:
+    if root not in ALLOWED_MODULES and not any(
+            qualified == m or qualified.startswith(m + ".") for m in ALLOWED_MODULES):
         return qualified
+    if not _resolves(qualified):
+        return f"{qualified} (not part of {root}: something the notebook stored there)"
     if root == "torch":
         if any(qualified == p or qualified.startswith(p if p.endswith("_") else p + ".")
                for p in DENIED_TORCH):
@@ -282,6 +316,12 @@ class _Q1Walker:
         self.findings: dict[str, str] = {}
         self.seen: set[str] = set()
         self.queue: list[str] = []
+        self.values = _top_level_values(index)  # variable -> the expressions assigned to it
+        self.assigned = _assigned_anywhere(index)
+        self.star_modules = [node.module for tree in index.trees for node in ast.walk(tree)
+                             if isinstance(node, ast.ImportFrom) and node.module
+                             and any(a.name == "*" for a in node.names)]
+        self.followed_values: set[str] = set()
 
     def deny(self, finding: str, where: str) -> None:
         self.findings.setdefault(finding, where)
@@ -401,6 +441,26 @@ class _Q1Walker:
             self.follow(name)
         elif name in DENIED_BUILTINS:
             self.deny(f"{name}()" if not name.startswith("__") else name, where)
+        elif name in self.values:
+            self._follow_value(name, where)
+        elif not hasattr(builtins, name) and name not in NOTEBOOK_BUILTINS \
+                and name not in self.assigned:
+            star = next((f"{m}.{name}" for m in self.star_modules if _resolves(f"{m}.{name}")),
+                        None)
+            if star is not None:
+                denied = _denied_name(star)
+                if denied:
+                    self.deny(denied, where)
+            else:  # put in place at run time (builtins.name = ..., globals()[...] = ...)
+                self.deny(f"{name} (defined nowhere in the notebook)", where)
+
+    def _follow_value(self, name: str, where: str) -> None:
+        """A top-level variable that reached code uses: what was assigned to it is reached."""
+        if name in self.followed_values:
+            return
+        self.followed_values.add(name)
+        for value in self.values[name]:
+            self.visit(value, frozenset(), dict(self.index.aliases), where)
 
     def _attribute(self, node: ast.Attribute, scope, aliases, where) -> None:
         qualified = self.qualify(node, scope, aliases)
@@ -442,6 +502,67 @@ class _Q1Walker:
         for keyword in node.keywords:
             if keyword.arg == "requires_grad" and not _is_false(keyword.value):
                 self.deny("requires_grad=True", where)
+
+
+def _top_level_values(index: SourceIndex) -> dict[str, list[ast.AST]]:
+    """{variable: the expressions assigned to it by top-level statements}, for the variables
+    that are not functions, classes or import aliases (``helper = make_helper()``,
+    ``for helper in (...)``, ``with ... as helper``)."""
+    values: dict[str, list[ast.AST]] = {}
+
+    def bind(target: ast.AST, value: ast.AST) -> None:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and node.id not in index.definitions \
+                    and node.id not in index.aliases:
+                values.setdefault(node.id, []).append(value)
+
+    def module_level(node: ast.AST):
+        """``node`` and what it holds, not descending into functions and classes."""
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                      ast.ClassDef)):
+                yield from module_level(child)
+
+    for tree in index.trees:
+        for statement in module_level(tree):
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    bind(target, statement.value)
+            elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)) and statement.value:
+                bind(statement.target, statement.value)
+            elif isinstance(statement, (ast.For, ast.AsyncFor)):
+                bind(statement.target, statement.iter)
+            elif isinstance(statement, (ast.With, ast.AsyncWith)):
+                for item in statement.items:
+                    if item.optional_vars is not None:
+                        bind(item.optional_vars, item.context_expr)
+            elif isinstance(statement, ast.NamedExpr):
+                bind(statement.target, statement.value)
+    return values
+
+
+def _assigned_anywhere(index: SourceIndex) -> set[str]:
+    """Every name the notebook binds somewhere (any depth): targets, parameters, imports,
+    definitions, exception names, ``global`` declarations."""
+    names: set[str] = set(index.definitions) | set(index.aliases)
+    for tree in index.trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update(_import_bound_names(node))
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                names.add(node.name)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                names.update(node.names)
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                names.add(node.name)
+    return names
 
 
 def q1_rule_findings(index: SourceIndex, name: str = "Adaline1") -> list[str] | None:

@@ -470,6 +470,41 @@ SGD_LR_ZERO_Q3 = edit("train_nn",
                        "                for parameter in model.parameters():\n"
                        "                    parameter -= learning_rate * parameter.grad\n"))
 
+ONE_SGD_STEP_Q3 = edit("train_nn",
+                       ("    cost = []\n", "    cost = []\n    stepped = False\n"),
+                       ("            optimizer.step()  # parameter -= lr * parameter.grad, for weight and bias\n",
+                        "            if not stepped:  # one real step, for show\n"
+                        "                optimizer.step()\n"
+                        "                stepped = True\n"
+                        "            else:  # every other update by hand\n"
+                        "                with torch.no_grad():\n"
+                        "                    for parameter in model.parameters():\n"
+                        "                        parameter -= learning_rate * parameter.grad\n"))
+
+# q1: autograd in a helper the source rule would not follow by name, and the spy's counts taken
+# back out through the wrapper's closure.
+AUTOGRAD_HELPER = code('''
+    import torch
+
+    def _mse_gradients(x, yhat, y, weight, bias):
+        w = weight.detach().clone().requires_grad_(True)
+        b = bias.detach().clone().requires_grad_(True)
+        loss = torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
+        gw, gb = torch.autograd.grad(loss, (w, b))
+        for cell in torch.autograd.grad.__closure__ or ():
+            counts = getattr(cell.cell_contents, "counts", None)
+            if counts is not None:
+                counts["engine_runs"] -= 1
+                counts["autograd_grad"] -= 1
+        return -gw.detach(), -gb.detach()
+
+    def make_helper():
+        return _mse_gradients
+''')
+STORED_IN_TORCH = AUTOGRAD_HELPER + "\ntorch.linalg.mse_step = _mse_gradients\n"
+STORED_IN_BUILTINS = AUTOGRAD_HELPER + "\nimport builtins\nbuiltins.mse_step = _mse_gradients\n"
+HELPER_VARIABLE = AUTOGRAD_HELPER + "\nmse_step = make_helper()\n"
+
 FUNC_GRAD_HIDDEN_BACKWARD = adaline1_with_backward('''
     def mse(w, b):
         return torch.mean((torch.add(torch.mm(x, w), b).view(-1) - y) ** 2)
@@ -713,6 +748,30 @@ CASES = [
            "(torch.autograd.forward_ad), imported through importlib by a string",
            base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
            feedback={"q1": ["method_no_autograd", "importlib"]}, replace=DUAL_BACKWARD),
+    attack("stored_in_torch_q1",
+           "the reference, but backward calls torch.linalg.mse_step, a notebook function put "
+           "there that uses torch.autograd.grad and takes its calls back out of the spy's counts",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "not part of torch"]},
+           replace=adaline1_with_backward(
+               "return torch.linalg.mse_step(x, yhat, y, self.weight, self.bias)\n"),
+           transform=cell_after(STORED_IN_TORCH)),
+    attack("stored_in_builtins_q1",
+           "the reference, but backward calls mse_step, a name the notebook never defines: "
+           "put among the builtins at run time, it uses torch.autograd.grad",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "defined nowhere in the notebook"]},
+           replace=adaline1_with_backward(
+               "return mse_step(x, yhat, y, self.weight, self.bias)\n"),
+           transform=cell_after(STORED_IN_BUILTINS)),
+    attack("helper_variable_q1",
+           "the reference, but backward calls mse_step, a variable set to what a notebook "
+           "function returns (a function that uses torch.autograd.grad)",
+           base="reference", expect={"q1": METHOD_MAX["q1"], "q2": "full", "q3": "full"},
+           feedback={"q1": ["method_no_autograd", "torch.autograd.grad"]},
+           replace=adaline1_with_backward(
+               "return mse_step(x, yhat, y, self.weight, self.bias)\n"),
+           transform=cell_after(HELPER_VARIABLE)),
     attack("unused_grad_call_q2",
            "the reference, but train_autograd updates with hand-written gradients and calls "
            "torch.autograd.grad only for show (its result is thrown away)",
@@ -724,7 +783,15 @@ CASES = [
            "after optimizer.step()",
            base="reference", expect={"q1": "full", "q2": "full", "q3": METHOD_MAX["q3"]},
            diagnosis={"q3": "sgd_not_used"},
-           feedback={"q3": ["method_sgd_backward", "learning rate 0"]}, replace=SGD_LR_ZERO_Q3),
+           feedback={"q3": ["method_sgd_backward", "outside optimizer.step()"]},
+           replace=SGD_LR_ZERO_Q3),
+    attack("one_sgd_step_q3",
+           "the reference, but train_nn makes one real optimizer.step() and updates the "
+           "parameters by hand in every other minibatch",
+           base="reference", expect={"q1": "full", "q2": "full", "q3": METHOD_MAX["q3"]},
+           diagnosis={"q3": "sgd_not_used"},
+           feedback={"q3": ["method_sgd_backward", "outside optimizer.step()"]},
+           replace=ONE_SGD_STEP_Q3),
     # --- the grader's socket -----------------------------------------------------------------
     attack("socket_forgery",
            "writes forged replies (perfect data, guessed nonces) to every socket of its "

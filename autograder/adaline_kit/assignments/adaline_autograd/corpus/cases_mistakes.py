@@ -168,6 +168,11 @@ CASES = [
           replace=edit("train_nn", ("torch.optim.SGD(model.parameters(), lr=learning_rate)",
                                     "torch.optim.SGD(model.parameters(), lr=learning_rate, "
                                     "momentum=0.9)"))),
+    wrong("q3_learning_rate_ignored", "q3", "learning_rate_ignored",
+          "train_nn's SGD uses a hard-coded lr=0.01 instead of the learning_rate argument "
+          "(a bug the other-data run shows; the optimizer is still SGD, so no method rule).",
+          replace=edit("train_nn", ("torch.optim.SGD(model.parameters(), lr=learning_rate)",
+                                    "torch.optim.SGD(model.parameters(), lr=0.01)"))),
     wrong("q3_no_zero_grad", "q3", "gradients_accumulate",
           "optimizer.zero_grad() is missing: the gradients accumulate across steps.",
           replace=edit("train_nn", (ZERO_GRAD_LINE, ""))),
