@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import textwrap
 import time
 
@@ -16,11 +17,12 @@ import pytest
 import torch
 
 from adaline_kit import settings as grading_settings
+from adaline_kit.assignments.adaline_autograd import CORPUS
 from adaline_kit.assignments.adaline_autograd import data as lecture_data
 from adaline_kit.assignments.adaline_autograd import reference
 from adaline_kit.assignments.adaline_autograd.checks import (GRADERS, common, diagnoses,
                                                              grade_questions, inprocess, q1,
-                                                             source_rules)
+                                                             q2, source_rules)
 from adaline_kit.outcomes import ProbeFailure
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -857,6 +859,85 @@ def test_token_calls_break_the_method_rule(data, settings, cheat):
     method = next(c for c in result.checks if c.method_violation)
     assert not method.passed and method.diagnosis == diagnosis, describe({question: result})
     assert result.penalty > 0 and result.score < result.max_score
+
+
+@pytest.mark.parametrize("cheat", ["repeat_aware", "hand_bias"])
+def test_updates_that_do_not_follow_grad_break_the_rule(data, settings, cheat):
+    """Updates that mimic grad()'s marked results without using them, or use them only in
+    part, break the rule; the rest of q2 (the numbers) passes, so the charge is the rule's."""
+    # The corpus's cases (adversarial/repeat_aware_q2, hand_bias_q2): a thrown-away grad()
+    # beside hand-made steps that halve themselves when a run other than the lecture's repeats
+    # (it passed while the marked run repeated the other-data run), and grad()'s weight
+    # gradient with a hand-made bias step.
+    if str(CORPUS) not in sys.path:
+        sys.path.insert(0, str(CORPUS))
+    import cases_adversarial
+
+    implementation = {"repeat_aware": cases_adversarial.REPEAT_AWARE_Q2,
+                      "hand_bias": cases_adversarial.HAND_BIAS_Q2}[cheat]["train_autograd"]
+    for seed in (7, 11, 12):
+        result = grade(data, settings, {"q2": implementation}, seed=seed)["q2"]
+        method = next(c for c in result.checks if c.method_violation)
+        assert not method.passed and method.diagnosis == "grad_result_unused", \
+            describe({"q2": result})
+        assert "did not follow" in method.message
+        assert all(c.passed for c in result.checks if not c.method_violation), \
+            describe({"q2": result})
+        assert result.score == pytest.approx(
+            result.max_score * (1 - settings.method_rules["q2"]))
+
+
+def test_marked_run_is_drawn_like_an_ordinary_run():
+    """The marked run has data and a seed of its own, drawn like the other-data run's; its
+    scale lies in the range and varies, and every order of q2's three runs occurs."""
+    orders, scales = set(), set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        other = common.other_spec(rng)
+        marking = q2.marking_spec(rng, other)
+        spec = marking.spec
+        assert spec.seed != other.seed and spec.x != other.x
+        assert spec.learning_rate in (0.02, 0.03, 0.05) and spec.n % spec.minibatch_size
+        assert q2.GRAD_MARK_RANGE[0] <= marking.scale <= q2.GRAD_MARK_RANGE[1]
+        assert sorted(marking.order) == sorted(q2.RUNS)
+        orders.add(marking.order)
+        scales.add(round(marking.scale, 6))
+    assert len(orders) == 6 and len(scales) == 40
+
+
+def _marked_outcome(data, implementation: str, marking) -> common.Outcome:
+    """The marked run of ``implementation`` (a train_autograd) through the in-process probe."""
+    ns = inprocess.build_namespace([LECTURE["q1"], implementation, LECTURE["q3"]], data)
+    args = dict(marking.spec.probe_args(), grad_scale=marking.scale)
+    return common.Outcome("the marked run", data=inprocess.make_probe(ns)("q2_train", args))
+
+
+def test_marked_run_judgement_against_the_reference(data):
+    """Updates that use grad()'s results train like the reference with learning rate lr x s:
+    judged True for every correct style; a loop that ignores them (it trains like lr) is judged
+    False; a loop wrong anyway (steps twice too long) is no evidence unless its unmarked run
+    was right; an unmarked run (no spy) is no evidence."""
+    rng = np.random.default_rng(5)
+    marking = q2.marking_spec(rng, common.other_spec(rng))
+    for style, implementation in Q2_CORRECT.items():
+        assert q2.follows_grad(_marked_outcome(data, implementation, marking), marking,
+                               other_matched=True) is True, style
+    ignoring = train_autograd('''
+        yhat = model.forward(x[idx])
+        grad(loss_func(yhat, y[idx]), [model.weight, model.bias])
+        e = (yhat - y[idx]).detach().view(-1, 1)
+        with torch.no_grad():
+            model.weight -= learning_rate * 2 * x[idx].t() @ e / len(idx)
+            model.bias -= learning_rate * 2 * e.sum().view(1) / len(idx)
+    ''')
+    assert q2.follows_grad(_marked_outcome(data, ignoring, marking), marking, True) is False
+    assert q2.follows_grad(_marked_outcome(data, ignoring, marking), marking, False) is False
+    ascending = train_autograd(GRAD_STEP.replace("- learning", "+ learning"))
+    outcome = _marked_outcome(data, ascending, marking)
+    assert q2.follows_grad(outcome, marking, other_matched=False) is None
+    assert q2.follows_grad(outcome, marking, other_matched=True) is False
+    unmarked = common.Outcome("unmarked", data=dict(outcome.data, grad_scaled=False))
+    assert q2.follows_grad(unmarked, marking, other_matched=True) is None
 
 
 def test_stub_gets_error_status_and_zero(data, settings):

@@ -91,6 +91,7 @@ class Setup:
     backward: q1.BackwardSpec
     structure: q3.StructureSpec
     index: source_rules.SourceIndex
+    marking: q2.MarkingSpec          # q2's marked run and the order of q2's runs
 
 
 def _expanded(source: str | list[str]) -> str | list[str]:
@@ -103,12 +104,15 @@ def _expanded(source: str | list[str]) -> str | list[str]:
 
 
 def make_setup(source: str | list[str], rng: np.random.Generator, data) -> Setup:
+    other = {question: common.other_spec(rng) for question in GRADERS}
+    backward, structure = q1.backward_spec(rng), q3.structure_spec(rng)
     return Setup(
         lecture=common.lecture_spec(data),
-        other={question: common.other_spec(rng) for question in GRADERS},
-        backward=q1.backward_spec(rng),
-        structure=q3.structure_spec(rng),
+        other=other,
+        backward=backward,
+        structure=structure,
         index=source_rules.index_source(_expanded(source)),
+        marking=q2.marking_spec(rng, other["q2"]),
     )
 
 

@@ -203,10 +203,11 @@ def lecture_spec(data) -> RunSpec:
                    is_lecture=True, **LECTURE_SETTINGS)
 
 
-def other_spec(rng: np.random.Generator) -> RunSpec:
+def other_spec(rng: np.random.Generator, avoid_seeds: tuple[int, ...] = (),
+               label: str = "other data") -> RunSpec:
     """Random data and settings unlike the lecture's and the signatures' defaults: 3-4 features,
-    41-59 samples, a minibatch size that does not divide n, another learning rate, seed and
-    number of epochs."""
+    41-59 samples, a minibatch size that does not divide n, another learning rate, seed (never
+    one of ``avoid_seeds`` either) and number of epochs."""
     m = int(rng.integers(3, 5))
     n = int(rng.integers(41, 60))
     # Not a divisor of n, and a different number of minibatches than the default size 10
@@ -220,7 +221,7 @@ def other_spec(rng: np.random.Generator) -> RunSpec:
              if r not in (LECTURE_SETTINGS["learning_rate"], DEFAULTS["learning_rate"])]
     learning_rate = float(rng.choice(rates))
     seed = int(rng.integers(1, 100_000))
-    while seed in (LECTURE_SETTINGS["seed"], DEFAULTS["seed"]):
+    while seed in (LECTURE_SETTINGS["seed"], DEFAULTS["seed"], *avoid_seeds):
         seed += 1
     num_epochs = int(rng.integers(6, 10))
     num_epochs = num_epochs + 4 if num_epochs == LECTURE_SETTINGS["num_epochs"] else num_epochs
@@ -230,7 +231,7 @@ def other_spec(rng: np.random.Generator) -> RunSpec:
     x = ((x - x.mean(axis=0)) / x.std(axis=0, ddof=1)).astype(np.float32)
     rows = [[float(v) for v in row] for row in x]
     labels = [int(v) for v in y]
-    return RunSpec("other data", rows, labels, num_epochs, learning_rate, seed, minibatch_size,
+    return RunSpec(label, rows, labels, num_epochs, learning_rate, seed, minibatch_size,
                    evaluate=(("other", rows, labels),))
 
 

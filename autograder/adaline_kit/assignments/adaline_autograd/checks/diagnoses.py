@@ -169,9 +169,9 @@ CATALOGUE: list[Diagnosis] = [
     Diagnosis(
         "grad_result_unused",
         lambda e: bool(e.get("grad_unused")),
-        "train_autograd calls torch.autograd.grad but its updates do not use what grad() "
-        "returns: update model.weight and model.bias with learning_rate times the negative "
-        "gradients grad() gives you."),
+        "train_autograd calls torch.autograd.grad but its updates do not follow what grad() "
+        "returns: update model.weight and model.bias, both, with learning_rate times the "
+        "negative gradients grad() gives you."),
     Diagnosis(
         "sgd_not_used",
         lambda e: bool(e.get("sgd_unused")),

@@ -461,6 +461,34 @@ UNUSED_GRAD_Q2 = edit("train_autograd", (
     "            negative_grad_w = -2 * x[minibatch_idx].t() @ error / error.size(0)\n"
     "            negative_grad_b = -2 * error.sum().view(1) / error.size(0)\n"))
 
+# Hand-made steps beside a thrown-away grad() call, which remember the runs they have seen and
+# shorten their steps by the marking factor when a run (other than the lecture's) repeats:
+# against a marked run that repeated the other-data run, this passed for grad()'s steps.
+REPEAT_AWARE_Q2 = edit("train_autograd", (
+    "    cost = []\n    torch.manual_seed(seed)\n",
+    "    key = (seed, tuple(x.shape), float(x.sum()))\n"
+    "    repeat = key in _RUNS_SEEN and seed != 123  # the notebook repeats the lecture run\n"
+    "    _RUNS_SEEN.add(key)\n"
+    "    cost = []\n    torch.manual_seed(seed)\n"), (
+    "            negative_grad_w = grad(loss, model.weight, retain_graph=True)[0] * (-1)\n"
+    "            negative_grad_b = grad(loss, model.bias)[0] * (-1)\n"
+    "            model.weight = model.weight + learning_rate * negative_grad_w\n"
+    "            model.bias = model.bias + learning_rate * negative_grad_b\n",
+    "            grad(loss, [model.weight, model.bias])  # called for show, result thrown away\n"
+    "            mark = 0.5 if repeat else 1.0  # a repeated run steps shorter\n"
+    "            with torch.no_grad():\n"
+    "                err = (yhat - y[minibatch_idx]).view(-1, 1)\n"
+    "                n = err.size(0)\n"
+    "                model.weight -= learning_rate * mark * 2 * x[minibatch_idx].t() @ err / n\n"
+    "                model.bias -= learning_rate * mark * 2 * err.sum().view(1) / n\n"))
+REPEAT_AWARE_Q2["train_autograd"] = "_RUNS_SEEN = set()\n\n\n" + REPEAT_AWARE_Q2["train_autograd"]
+
+# grad()'s weight gradient, but a hand-made bias step: correct numbers, half the rule.
+HAND_BIAS_Q2 = edit("train_autograd", (
+    "            negative_grad_b = grad(loss, model.bias)[0] * (-1)\n",
+    "            error = (yhat - y[minibatch_idx]).detach()\n"
+    "            negative_grad_b = -2 * error.mean().view(1)  # by hand\n"))
+
 SGD_LR_ZERO_Q3 = edit("train_nn",
                       ("torch.optim.SGD(model.parameters(), lr=learning_rate)",
                        "torch.optim.SGD(model.parameters(), lr=0)"),
@@ -778,6 +806,21 @@ CASES = [
            base="reference", expect={"q1": "full", "q2": METHOD_MAX["q2"], "q3": "full"},
            diagnosis={"q2": "grad_result_unused"},
            feedback={"q2": ["method_autograd_grad"]}, replace=UNUSED_GRAD_Q2),
+    attack("repeat_aware_q2",
+           "hand-written updates beside a thrown-away torch.autograd.grad call; train_autograd "
+           "remembers (seed, x.shape, x.sum()) of its calls and halves its own steps when a "
+           "run repeats, to mimic grad()'s marked results",
+           base="reference", expect={"q1": "full", "q2": METHOD_MAX["q2"], "q3": "full"},
+           diagnosis={"q2": "grad_result_unused"},
+           feedback={"q2": ["method_autograd_grad", "did not follow"]},
+           replace=REPEAT_AWARE_Q2),
+    attack("hand_bias_q2",
+           "the reference, but train_autograd takes only the weight's gradient from "
+           "torch.autograd.grad and derives the bias's by hand",
+           base="reference", expect={"q1": "full", "q2": METHOD_MAX["q2"], "q3": "full"},
+           diagnosis={"q2": "grad_result_unused"},
+           feedback={"q2": ["method_autograd_grad", "did not follow"]},
+           replace=HAND_BIAS_Q2),
     attack("sgd_lr_zero_q3",
            "the reference, but train_nn's SGD has lr=0 and the parameters are updated by hand "
            "after optimizer.step()",
