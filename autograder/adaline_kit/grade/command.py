@@ -113,9 +113,9 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     from all of them, with OUT/overrides.csv applied. Without PATH, only that rebuild is done.
     """
     from . import batch, classbook, lock, overrides
-    from ..assignment import current
+    from ..assignment import check_built
 
-    current().load_answer_key()  # one line, status 2, if grading.toml changed since the last build
+    check_built()  # one line, status 2, if grading.toml changed since the last build
     for path in paths:
         if not path.exists():
             raise _user_error(f"no such file or folder: {path}")
