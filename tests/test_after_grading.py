@@ -175,6 +175,32 @@ def test_the_summary_warns_when_a_submission_ran_unconfined():
     assert reports.ClassSummary(records[:1]).confinement_warning() is None
 
 
+def test_a_diagnosis_counts_each_submission_once_in_the_total_row_and_the_summary():
+    """stats.csv's total row and the summary line count submissions, not questions: one
+    submission diagnosed stub_untouched on two questions counts once."""
+    from adaline_kit.grade import stats
+
+    def question(score, top, *diagnoses):
+        return {"score": score, "max_score": top, "diagnoses": list(diagnoses)}
+
+    records = [
+        {"key": "a", "total": 3.0, "max_total": 10.0, "status": "graded",
+         "questions": {"q1": question(0, 4, "stub_untouched"),
+                       "q2": question(0, 3, "stub_untouched"), "q3": question(3, 3)}},
+        {"key": "b", "total": 6.0, "max_total": 10.0, "status": "graded",
+         "questions": {"q1": question(0, 4, "sign_flipped"), "q2": question(3, 3),
+                       "q3": question(3, 3)}},
+    ]
+    rows = {r["question"]: r for r in csv.DictReader(io.StringIO(stats.render(records)))}
+    assert rows["q1"]["diagnosis: stub_untouched"] == rows["q2"]["diagnosis: stub_untouched"] \
+        == "1"
+    assert rows["q3"]["diagnosis: stub_untouched"] == "0"
+    assert rows["total"]["diagnosis: stub_untouched"] == "1"
+    assert rows["total"]["diagnosis: sign_flipped"] == "1"
+    line = reports.ClassSummary(records).line()
+    assert "stub_untouched (1)" in line and "sign_flipped (1)" in line, line
+
+
 def test_statistics_per_question(graded):
     _, out, _ = graded
     with open(out / "stats.csv", newline="", encoding="utf-8") as handle:

@@ -108,6 +108,40 @@ def test_stale_answer_key_is_one_line(tmp_path):
         answer_key.load(tmp_path / "answer_key.json")
 
 
+def test_answer_key_records_grading_tomls_scoring_declarations():
+    """Build recorded the [points], [weights] and [method_rules] grading.toml holds (read here
+    with tomllib, not through the kit); the shipped key is accepted for them."""
+    import tomllib
+
+    raw = tomllib.loads(GOOD)
+    recorded = answer_key.load().scoring
+    assert recorded["points"] == raw["points"]
+    assert recorded["method_rules"] == raw["method_rules"]
+    for question, weights in raw["weights"].items():
+        assert recorded["weights"][question] == weights, question
+    answer_key.load(scoring=settings.load().scoring())
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("q1 = 4", "q1 = 5", "[points] q1: 4 -> 5"),
+    ("lecture_accuracy = 1\nother_data = 2\n\n[weights.q2]",
+     "lecture_accuracy = 3\nother_data = 2\n\n[weights.q2]",
+     "[weights.q1] lecture_accuracy: 1 -> 3"),
+    ("[method_rules]\nq1 = 0.5", "[method_rules]\nq1 = 0.25", "[method_rules] q1: 0.5 -> 0.25"),
+])
+def test_answer_key_refuses_scoring_changed_since_the_build(tmp_path, old, new, words):
+    """Points, weights or method rules edited without a build: one line naming the change."""
+    assert GOOD.count(old) == 1
+    changed = _load(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(answer_key.AnswerKeyError) as caught:
+        answer_key.load(scoring=changed.scoring())
+    message = str(caught.value)
+    assert words in message and message.endswith("run adaline-kit build"), message
+    assert "\n" not in message and message.count(" -> ") == 1
+    # The numbers the notebook quotes depend on [assignment] only: still readable without scoring.
+    answer_key.load()
+
+
 def test_malformed_answer_key_is_one_line(tmp_path):
     raw = json.loads(answer_key.ANSWER_KEY_FILE.read_text(encoding="utf-8"))
     del raw["questions"]["q2"]["costs"]

@@ -339,6 +339,49 @@ def test_an_interrupted_run_keeps_finished_results_and_the_rerun_completes(
     assert not (out / batch.STAGING_DIR).exists()
 
 
+def test_an_interrupted_forced_regrade_counts_this_run_and_says_what_force_does(
+        tmp_path, stub_notebook):
+    """Ctrl-C during `grade --force` over a graded class: the message counts what this run
+    regraded (read back from the records' run ids) and what it left, and says that --force
+    would regrade everything again."""
+    count = 3
+    folder = tmp_path / "class"
+    for index in range(count):  # quick to grade, slow enough to stop between two
+        with_cells(stub_notebook, folder / f"student{index:02d}.ipynb",
+                   "import time\ntime.sleep(3)")
+    out = tmp_path / "out"
+    grade(folder, "-o", out, "--jobs", 1)
+    before = {key: record["run_id"] for key, record in records(out).items()}
+    assert len(before) == count
+    process = subprocess.Popen(CLI + ["grade", str(folder), "-o", str(out), "--jobs", "1",
+                                      "--force"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while all(records(out)[key]["run_id"] == run for key, run in before.items()):
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "nothing was regraded"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode != 0, output
+    regraded = [key for key, record in records(out).items() if record["run_id"] != before[key]]
+    assert 1 <= len(regraded) < count, "the run should have been stopped mid-way"
+    line = next(ln for ln in output.splitlines() if ln.startswith("Stopped:"))
+    assert (f"this run graded {len(regraded)} of the {count} submissions it was to grade "
+            f"({count - len(regraded)} left)") in line, line
+    assert f"--force would grade all {count} again" in line and "drop --force" in line, line
+
+
+def test_the_stopped_message_without_force_counts_the_class():
+    from adaline_kit.grade.command import stopped_message
+
+    assert stopped_message(2, 5, 7, 10, force=False) == (
+        "Stopped: 7 of 10 submissions are done; run the same command again to grade the rest.")
+    assert "this run graded 2 of the 5 submissions it was to grade (3 left)" in stopped_message(
+        2, 5, 7, 10, force=True)
+
+
 # --- isolation -----------------------------------------------------------------------------------
 
 def test_one_submissions_mischief_reaches_neither_the_next_nor_the_grader(

@@ -8,6 +8,7 @@ are computed here with plain torch, the lecture's recipe written out, not by the
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -173,6 +174,8 @@ def test_student_notebook_text_and_code_carry_the_new_numbers(changed, expected)
     assert "X[idx[:80]], X[idx[80:]]" in text
     assert text.count("num_epochs=30, learning_rate=0.05") == 3
     assert "92.86" not in text and "num_epochs=20" not in text
+    losses, _, _ = expected
+    assert f"from {losses[0]:.5f} after epoch 1 to {losses[-1]:.5f} after epoch 30" in text
     assert _method_rule_sentences(text) == [
         f"{words} of {q}'s points" for q, words in METHOD_RULE_WORDS.items()]
 
@@ -300,3 +303,68 @@ def test_build_refuses_in_one_line(edited, case):
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert not (edited / "dist").exists()
     assert all((edited / p).read_bytes() == data for p, data in before.items())
+
+
+# --- scoring edited without a build: grade and validate refuse until build ------------------------
+
+SCORING_EDITS = {
+    "points": ("q1 = 4", "q1 = 5", "[points] q1: 4 -> 5"),
+    "weights": ("gradient_values = 2", "gradient_values = 4",
+                "[weights.q1] gradient_values: 2 -> 4"),
+    "method_rules": ("[method_rules]\nq1 = 0.5", "[method_rules]\nq1 = 1",
+                     "[method_rules] q1: 0.5 -> 1"),
+}
+
+
+def _one_line_refusal(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _one_submission(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    shutil.copy(CORPUS / "correct" / "reference.ipynb", folder / "reference.ipynb")
+    return folder
+
+
+@pytest.mark.parametrize("case", SCORING_EDITS)
+def test_grade_and_validate_refuse_scoring_edited_without_a_build(edited, tmp_path, case):
+    """Editing [points], [weights] or [method_rules] without a build would grade with scoring
+    other than the built notebook and autograder.zip declare: refused in one line, nothing
+    written, also for a rebuild of an existing class folder."""
+    old, new, words = SCORING_EDITS[case]
+    _edit(edited / TOML, old, new)
+    submissions = _one_submission(tmp_path / "submissions")
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (("grade", str(submissions), "-o", str(out)), ("grade", "-o", str(out)),
+                 ("validate", "--group", "correct")):
+        line = _one_line_refusal(kit(edited, *args, timeout=300))
+        assert "answer_key.json: recorded for other settings" in line, (args, line)
+        assert words in line and line.endswith("run adaline-kit build"), (args, line)
+    assert list(out.iterdir()) == []
+
+
+def test_edited_points_grade_after_build(edited, tmp_path):
+    """q1 = 5: grade refuses; after `adaline-kit build` the notebook, the answer key and the
+    class agree on 5 points for q1 and a total of 11."""
+    _edit(edited / TOML, "q1 = 4", "q1 = 5")
+    submissions = _one_submission(tmp_path / "submissions")
+    out = tmp_path / "out"
+    assert "[points] q1: 4 -> 5" in _one_line_refusal(
+        kit(edited, "grade", str(submissions), "-o", str(out), timeout=300))
+    build = kit(edited, "build", "--out", str(edited / "dist"), "--no-solutions", "--no-verify")
+    assert build.returncode == 0, build.stdout + build.stderr
+    key = json.loads((edited / "autograder/adaline_kit/assignments/adaline_autograd/"
+                               "answer_key.json").read_text(encoding="utf-8"))
+    assert key["scoring"]["points"] == {"q1": 5, "q2": 3, "q3": 3}
+    notebook = nbformat.read(edited / "assignments/adaline_autograd/adaline_autograd.ipynb", 4)
+    text = "\n".join(c.source for c in notebook.cells)
+    assert "## Part 1 (q1, 5 points)" in text and "**11**" in text
+    graded = kit(edited, "grade", str(submissions), "-o", str(out), "--seed", "3")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    with open(out / "grades.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (float(row["q1"]), float(row["total"]), float(row["max_total"])) == (5, 11, 11), row

@@ -349,6 +349,19 @@ def test_student_notebook_names_its_assignment_for_otter():
         assert json.loads(config.read_text(encoding="utf-8")).get("assignment_name") == name
 
 
+def test_part1_text_quotes_the_reference_curve_and_no_monotone_loss():
+    """The text before Part 1's run holds for any settings: it quotes the reference curve's
+    first and last losses (the lecture's, typed above) instead of promising a loss that falls
+    every epoch, which minibatch training need not do."""
+    student = nbformat.read(STUDENT, as_version=4)
+    index = next(i for i, c in enumerate(student.cells) if c.get("id") == RUN_CELLS["q1"])
+    text = student.cells[index - 1].source
+    assert (f"from {PUBLISHED_MSE[0]:.5f} after epoch 1 to {PUBLISHED_MSE[-1]:.5f} after "
+            f"epoch {len(PUBLISHED_MSE)}") in text, text
+    assert "92.86 % (training) and 93.33 % (test)" in text
+    assert "loss goes down every epoch" not in text
+
+
 def test_points_in_headings_come_from_grading_toml():
     points = settings.load().points
     student = nbformat.read(STUDENT, as_version=4)

@@ -40,10 +40,12 @@ any student code runs, so it must stay light: no torch, no hidden checks at impo
     results of a submission flagged for tampering; a probe over a namespace in this process
     (plain ``otter run``); the diagnosis catalogue (``CATALOGUE``, ``BY_KEY``); the hidden
     checks' source files (feedback must not quote them).
-``load_answer_key(settings=None)``, ``provisional_answer_key(settings, data)``,
-``record_answer_key(completed, settings, data, questions)``, ``write_answer_key(key)``
-    the recorded answer key (with ``summary()``), one from the independent reference, build's
-    run of the completed master notebook (returns the key and the executed notebook), and
+``load_answer_key(settings=None, scoring=None)``, ``provisional_answer_key(settings, data)``,
+``record_answer_key(completed, settings, data, questions, scoring)``, ``write_answer_key(key)``
+    the recorded answer key (with ``summary()``; refused in one line when recorded for other
+    settings or, if ``scoring`` is given, other scoring declarations), one from the independent
+    reference, build's run of the completed master notebook (returns the key and the executed
+    notebook; ``scoring``, grading.toml's ``Settings.scoring()``, is recorded with it), and
     writing the key that ships with the grader.
 ``assignment_placeholders(settings)``, ``expected_placeholders(key)``
     the values of the notebooks' ``{assignment[KEY]}`` and ``{expected[KEY]}`` placeholders.
@@ -105,6 +107,16 @@ def current() -> ModuleType:
     from .settings import read_package_name
 
     return load(read_package_name(SETTINGS_FILE), SETTINGS_FILE)
+
+
+def check_built() -> None:
+    """Raise a one-line :class:`SettingsError` ("... run adaline-kit build") unless the answer
+    key build recorded is for grading.toml's current ``[assignment]``, ``[points]``,
+    ``[weights]`` and ``[method_rules]``: what the built notebook and autograder zip declare."""
+    from .settings import load as load_settings
+
+    settings = load_settings()
+    current().load_answer_key(settings.assignment, scoring=settings.scoring())
 
 
 def probes() -> ModuleType:

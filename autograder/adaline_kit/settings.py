@@ -58,6 +58,14 @@ class Settings:
     def max_total(self) -> float:
         return float(sum(self.points.values()))
 
+    def scoring(self) -> dict:
+        """The scoring declarations as plain JSON data, as build records them beside the answer
+        key: ``{"points": {q: points}, "weights": {q: {check: weight}}, "method_rules": {q:
+        fraction}}`` (a grading run refuses when they differ from grading.toml's)."""
+        return {"points": dict(self.points),
+                "weights": {q: dict(w) for q, w in self.weights.items()},
+                "method_rules": dict(self.method_rules)}
+
 
 def is_number(value) -> bool:
     """An int or float (not a bool)."""

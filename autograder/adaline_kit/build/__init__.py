@@ -76,7 +76,7 @@ def prepare() -> Prepared:
     completed = strip_markers(master, Values(settings.points, settings.assignment, provisional,
                                               settings.method_rules))
     key, solution = package.record_answer_key(completed, settings.assignment, data,
-                                              list(settings.points))
+                                              list(settings.points), settings.scoring())
     values = Values(settings.points, settings.assignment, key, settings.method_rules)
     student = make_student_notebook(master, values)
     declarations.check_total(student, settings.max_total, paths.MASTER_NOTEBOOK.name)

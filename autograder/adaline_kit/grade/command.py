@@ -113,9 +113,9 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
     from all of them, with OUT/overrides.csv applied. Without PATH, only that rebuild is done.
     """
     from . import batch, classbook, lock, overrides
-    from ..assignment import current
+    from ..assignment import check_built
 
-    current().load_answer_key()  # one line, status 2, if grading.toml changed since the last build
+    check_built()  # one line, status 2, if grading.toml changed since the last build
     for path in paths:
         if not path.exists():
             raise _user_error(f"no such file or folder: {path}")
@@ -152,6 +152,18 @@ def grade(paths: tuple[Path, ...], out: Path, jobs: int | None, force: bool,
         raise ProblemsError(error.problems) from None
 
 
+def stopped_message(graded: int, todo: int, finished: int, found: int, force: bool) -> str:
+    """The one line printed when a run is interrupted: ``graded`` of the ``todo`` submissions
+    this run was to grade got a result; ``finished`` of all ``found`` have a current one."""
+    if not force:
+        return (f"Stopped: {finished} of {found} submissions are done; run the same command "
+                "again to grade the rest.")
+    return (f"Stopped: this run graded {graded} of the {todo} submissions it was to grade "
+            f"({todo - graded} left); the same command with --force would grade all {todo} "
+            "again: drop --force to keep what is done and grade only the submissions without "
+            "a current result.")
+
+
 def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
                 seed: int | None, unsafe_unconfined: bool = False) -> None:
     """Grade ``found`` into ``out`` (its lock held), then rebuild the class files."""
@@ -184,6 +196,9 @@ def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
             save_gradebook()
             last_write[0] = time.monotonic()
 
+    # Each record names the run that wrote it: what this run graded is told apart on disk.
+    earlier = {job.key: (batch.read_record(out / job.key) or {}).get("run_id")
+               for job, _ in todo}
     graded = 0
     try:
         if todo:
@@ -196,9 +211,10 @@ def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
         raise _user_error(str(error)) from None
     except KeyboardInterrupt:
         save_gradebook()
-        finished = len(batch.plan(found, out, autograder, False, seed)[1])
-        click.echo(f"Stopped: {finished} of {len(found)} submissions are done; run the same "
-                   "command again to grade the rest.", err=True)
+        finished = batch.plan(found, out, autograder, False, seed)[1]
+        now = sum(1 for outcome in finished if outcome.job.key in earlier
+                  and outcome.record.get("run_id") != earlier[outcome.job.key])
+        click.echo(stopped_message(now, len(todo), len(finished), len(found), force), err=True)
         raise
     batch.clean_staging(out)
     book, summary = classbook.rebuild(out)

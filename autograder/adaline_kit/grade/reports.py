@@ -34,6 +34,7 @@ from typing import Sequence
 from ..settings import questions as declared_questions
 from . import gradescope_results
 from .feedback import question_feedback
+from .stats import submissions_per_diagnosis
 
 _PLOT_LOCK = threading.Lock()
 PLOT_DPI = 80
@@ -271,9 +272,7 @@ class ClassSummary:
             results = [r.get("questions", {}).get(question) for r in self.records]
             passed = sum(1 for q in results if q and q["score"] >= q["max_score"] > 0)
             self.pass_rates[question] = passed / self.count if self.count else 0.0
-        self.diagnoses = collections.Counter(  # each diagnosis once per question
-            d for r in self.records for q in r.get("questions", {}).values()
-            for d in set(q.get("diagnoses", [])))
+        self.diagnoses = submissions_per_diagnosis(self.records)  # submissions, not questions
         self.confinement = collections.Counter(  # submissions whose code ran
             r["confinement"] for r in self.records if r.get("confinement"))
 
@@ -334,7 +333,7 @@ class ClassSummary:
             if common:
                 labels = [d for d, _ in common][::-1]
                 causes.barh(labels, [n for _, n in common][::-1], color="tab:orange")
-                causes.set_xlabel("questions diagnosed")
+                causes.set_xlabel("submissions")
                 causes.xaxis.set_major_locator(MaxNLocator(integer=True))
             else:
                 causes.text(0.5, 0.5, "no diagnoses", ha="center", va="center",

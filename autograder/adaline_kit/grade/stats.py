@@ -3,7 +3,8 @@
 One row per question and one for the total, columns: ``question``, ``max_points``,
 ``submissions``, ``mean``, ``median``, ``full_marks_rate``, ``zero_rate`` (rates are fractions,
 0 to 1), then ``diagnosis: NAME`` for every diagnosis seen in the class: how many submissions got
-it on that question (each submission once per question; the total row sums the questions).
+it on that question; in the total row, how many submissions got it on any question (each
+submission counted once, however many of its questions got it).
 Every record in the folder counts, ``invalid`` and ``error`` ones (scored zero) included.
 """
 
@@ -38,20 +39,26 @@ def _row(name: str, scores: list[float], top: float, diagnoses: collections.Coun
     return values
 
 
+def submissions_per_diagnosis(records: Sequence[dict]) -> collections.Counter:
+    """Diagnosis -> the number of submissions (records) that got it on at least one question."""
+    return collections.Counter(
+        d for r in records
+        for d in {d for q in (r.get("questions") or {}).values() if q
+                  for d in q.get("diagnoses", [])})
+
+
 def table(records: Sequence[dict]) -> list[dict[str, str]]:
     """The rows of stats.csv for ``records`` (overrides already applied)."""
     result = []
-    all_diagnoses: collections.Counter = collections.Counter()
     for question in declared_questions():
         entries = [r.get("questions", {}).get(question) or {} for r in records]
         scores = [float(e.get("score", 0.0)) for e in entries]
         top = max((float(e.get("max_score", 0.0)) for e in entries), default=0.0)
         counts = collections.Counter(d for e in entries for d in set(e.get("diagnoses", [])))
-        all_diagnoses.update(counts)
         result.append(_row(question, scores, top, counts))
     totals = [float(r.get("total", 0.0)) for r in records]
     top = max((float(r.get("max_total", 0.0)) for r in records), default=0.0)
-    result.append(_row("total", totals, top, all_diagnoses))
+    result.append(_row("total", totals, top, submissions_per_diagnosis(records)))
     return result
 
 

@@ -111,10 +111,10 @@ def validate(corpus: Path | None, groups: tuple[str, ...], autograder: Path | No
                                TimeElapsedColumn)
 
     from . import CorpusError, default_corpus, discover, validate as run_validation
-    from ..assignment import current
+    from ..assignment import check_built
     from ..settings import questions
 
-    current().load_answer_key()  # one line, status 2, if grading.toml changed since the last build
+    check_built()  # one line, status 2, if grading.toml changed since the last build
     if autograder is not None:
         if not autograder.is_file():
             raise _user_error(f"no autograder zip at {autograder}")

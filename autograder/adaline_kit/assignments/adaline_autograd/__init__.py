@@ -165,20 +165,21 @@ def hidden_check_files() -> list[Path]:
     return sorted((HERE / "checks").glob("*.py"))
 
 
-def load_answer_key(settings: Settings | None = None):
-    """The recorded answer key for ``settings`` (default: grading.toml's); raises a one-line
-    SettingsError when it is missing or stale."""
+def load_answer_key(settings: Settings | None = None, scoring: dict | None = None):
+    """The recorded answer key for ``settings`` (default: grading.toml's) and, if given, the
+    scoring declarations ``scoring``; raises a one-line SettingsError when it is missing or
+    stale."""
     from . import answer_key as recorded
 
-    return recorded.load(assignment=settings)
+    return recorded.load(assignment=settings, scoring=scoring)
 
 
-def record_answer_key(completed, settings: Settings, data, questions):
+def record_answer_key(completed, settings: Settings, data, questions, scoring: dict):
     """Run the completed master notebook, cross-check and return (answer key, executed
-    notebook); see :func:`.reference_run.record`."""
+    notebook); ``scoring`` is recorded with it. See :func:`.reference_run.record`."""
     from .reference_run import record
 
-    return record(completed, settings, data, questions)
+    return record(completed, settings, data, questions, scoring)
 
 
 def provisional_answer_key(settings: Settings, data):

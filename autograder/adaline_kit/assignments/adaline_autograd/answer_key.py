@@ -7,6 +7,8 @@ autograder zip beside ``grading.toml``; the hidden checks compare with it. Shape
 against ``answer_key.schema.json`` when read)::
 
     {"assignment": {grading.toml [assignment]},
+     "scoring": {"points": {...}, "weights": {...}, "method_rules": {...}} (grading.toml's, as
+                 built: the notebook and the autograder zip declare these),
      "questions": {"q1": {"costs": [f, ...] (one per epoch), "weight": [f, ...] (flattened),
                           "bias": [f], "accuracies": {"training": %, "test": %}}, ...}}
 """
@@ -32,6 +34,7 @@ class AnswerKeyError(settings_module.SettingsError):
 class AnswerKey:
     assignment: dict
     questions: dict
+    scoring: dict = dataclasses.field(default_factory=dict)  # settings.Settings.scoring()
 
     @property
     def first(self) -> dict:
@@ -48,8 +51,8 @@ class AnswerKey:
         return dict(self.first["accuracies"])
 
     def as_json(self) -> str:
-        return json.dumps({"assignment": self.assignment, "questions": self.questions},
-                          indent=1) + "\n"
+        return json.dumps({"assignment": self.assignment, "scoring": self.scoring,
+                           "questions": self.questions}, indent=1) + "\n"
 
     def summary(self) -> str:
         """Two lines for the build's output: the expected curve and accuracies."""
@@ -60,18 +63,37 @@ class AnswerKey:
                 f"expected accuracy: training {acc['training']:.2f} %, test {acc['test']:.2f} %")
 
 
-def load(path: Path | str = ANSWER_KEY_FILE, assignment=None) -> AnswerKey:
+def load(path: Path | str = ANSWER_KEY_FILE, assignment=None,
+         scoring: dict | None = None) -> AnswerKey:
     """The recorded answer key; raise :class:`AnswerKeyError` when it is missing or was recorded
-    for settings other than ``assignment`` (default: grading.toml's)."""
+    for settings other than ``assignment`` (default: grading.toml's) or, when ``scoring`` is
+    given (``settings.Settings.scoring()``), for other points, weights or method rules."""
     if assignment is None:
         assignment = settings_module.load().assignment
     key = _read(str(path))
-    if key.assignment != assignment.as_dict():
-        changed = sorted(k for k, v in assignment.as_dict().items()
-                         if key.assignment.get(k) != v)
-        raise AnswerKeyError(f"{path}: recorded for other settings ({', '.join(changed)} "
-                             "changed in grading.toml [assignment]): run adaline-kit build")
+    changed = _changes("[assignment]", key.assignment, assignment.as_dict())
+    if scoring is not None:
+        for table in ("points", "method_rules"):
+            changed += _changes(f"[{table}]", key.scoring.get(table, {}), scoring[table])
+        built, now = key.scoring.get("weights", {}), scoring["weights"]
+        for question in sorted(set(built) | set(now)):
+            changed += _changes(f"[weights.{question}]", built.get(question, {}),
+                                now.get(question, {}))
+    if changed:
+        raise AnswerKeyError(f"{path}: recorded for other settings (changed in grading.toml "
+                             f"since the last build: {'; '.join(changed)}): "
+                             "run adaline-kit build")
     return key
+
+
+def _changes(table: str, built: dict, now: dict) -> list[str]:
+    """``"[table] key: built -> now"`` for each key whose value differs, sorted by key."""
+    def shown(value) -> str:
+        return "(none)" if value is None else (f"{value:g}" if isinstance(value, float)
+                                                else json.dumps(value))
+
+    return [f"{table} {k}: {shown(built.get(k))} -> {shown(now.get(k))}"
+            for k in sorted(set(built) | set(now)) if built.get(k) != now.get(k)]
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,7 +103,7 @@ def _read(path: str) -> AnswerKey:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         jsonschema.validate(raw, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-        return AnswerKey(raw["assignment"], raw["questions"])
+        return AnswerKey(raw["assignment"], raw["questions"], raw["scoring"])
     except FileNotFoundError:
         raise AnswerKeyError(f"{path}: missing: run adaline-kit build") from None
     except jsonschema.ValidationError as error:

@@ -66,10 +66,12 @@ def trained_questions(questions) -> list[str]:
 
 
 def record(completed: nbformat.NotebookNode, assignment: Assignment, data,
-           questions) -> tuple[AnswerKey, nbformat.NotebookNode]:
+           questions, scoring: dict) -> tuple[AnswerKey, nbformat.NotebookNode]:
     """Execute ``completed`` and return (the cross-checked answer key, the executed notebook).
 
-    ``data``: the kit's LectureData for ``assignment``; ``questions``: the declared questions.
+    ``data``: the kit's LectureData for ``assignment``; ``questions``: the declared questions;
+    ``scoring``: grading.toml's points, weights and method rules (``Settings.scoring()``),
+    recorded so that grading refuses once they change without a build.
     """
     from .checks.common import lecture_spec
 
@@ -98,7 +100,7 @@ def record(completed: nbformat.NotebookNode, assignment: Assignment, data,
             "accuracies": {label: reference.accuracy(run["net_inputs"][i]["values"], y)
                            for i, (label, _, y) in enumerate(spec.evaluate)},
         }
-    key = AnswerKey(assignment.as_dict(), recorded)
+    key = AnswerKey(assignment.as_dict(), recorded, scoring)
     cross_check(key, spec)
     return key, executed
 
