@@ -294,8 +294,6 @@ def _denied_name(qualified: str) -> str | None:
     if root not in ALLOWED_MODULES and not any(
             qualified == m or qualified.startswith(m + ".") for m in ALLOWED_MODULES):
         return qualified
-    if not _resolves(qualified):
-        return f"{qualified} (not part of {root}: something the notebook stored there)"
     if root == "torch":
         if any(qualified == p or qualified.startswith(p if p.endswith("_") else p + ".")
                for p in DENIED_TORCH):
@@ -303,6 +301,8 @@ def _denied_name(qualified: str) -> str | None:
         if any(part in ("backward", "requires_grad_", "grad_fn", "_execution_engine")
                for part in qualified.split(".")[1:]):
             return qualified
+    if not _resolves(qualified):
+        return f"{qualified} (not part of {root}: something the notebook stored there)"
     return None
 
 
