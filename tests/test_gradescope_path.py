@@ -171,9 +171,12 @@ report = {
                                    "checks/q1.py").read(64)),
     "source": attempt(lambda: os.listdir(SOURCE)),
 }
-run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],
-                     capture_output=True, text=True, timeout=60)
-report["exec"] = run.stdout.strip() or run.stderr.strip()[-80:]
+try:
+    run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],
+                         capture_output=True, text=True, timeout=60)
+    report["exec"] = run.stdout.strip() or run.stderr.strip()[-80:]
+except OSError as error:
+    report["exec"] = type(error).__name__
 raise RuntimeError("READABILITY " + json.dumps(report))
 '''
 
@@ -251,15 +254,19 @@ def test_modules_import_when_an_ordinary_user_grades(autograder_zip, reference_n
 def test_an_unreadable_interpreter_loses_those_imports(autograder_zip, reference_notebook,
                                                        tmp_path):
     """The control: a venv of this machine's Python, whose installation the student user
-    cannot read, fails the same correct notebook (the layout the emulation used to have)."""
+    cannot read (the layout the emulation used to have). The zygote's preloaded standard
+    library keeps the notebook's imports working (full marks), but the student process can
+    neither read the interpreter's files nor run it, as it can in the emulation's layout."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     Path(purelib, "environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    scores, _ = _grade_importing(autograder_zip, reference_notebook, venv / "bin" / "python")
-    assert sum(scores.values()) < SETTINGS.max_total, scores
+    scores, report = _grade_importing(autograder_zip, reference_notebook,
+                                      venv / "bin" / "python")
+    assert sum(scores.values()) == SETTINGS.max_total, (scores, report)
+    assert report["stdlib"] != "read" and report["exec"] != "42", report
 
 
 def test_gradescope_python_is_a_self_contained_prefix(gradescope_python):
