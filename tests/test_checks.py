@@ -22,7 +22,7 @@ from adaline_kit.assignments.adaline_autograd import data as lecture_data
 from adaline_kit.assignments.adaline_autograd import reference
 from adaline_kit.assignments.adaline_autograd.checks import (GRADERS, common, diagnoses,
                                                              grade_questions, inprocess, q1,
-                                                             q2, source_rules)
+                                                             q2, runs, source_rules)
 from adaline_kit.outcomes import ProbeFailure
 
 PUBLISHED = [0.38849, 0.31679, 0.26379, 0.22463, 0.19527, 0.17307, 0.15629, 0.14352, 0.13360,
@@ -1165,6 +1165,43 @@ def test_source_rules_q1_allows_own_backward_and_lecture_code():
               "        self.backward(x, yhat, y)\n        return helper(x)\n")
     findings = source_rules.q1_rule_findings(source_rules.index_source([helper]))
     assert findings == [".requires_grad_() (in deeper)"]
+
+
+def _shuffles_after_a_loader(**loader_options) -> bool:
+    """Whether seeded torch.randperm draws are the same with a DataLoader iterated between."""
+    torch.manual_seed(5)
+    first, expected = torch.randperm(20), torch.randperm(20)
+    torch.manual_seed(5)
+    assert torch.equal(torch.randperm(20), first)
+    list(torch.utils.data.DataLoader(first, batch_size=4, **loader_options))
+    return torch.equal(torch.randperm(20), expected)
+
+
+def test_dataloader_diagnosis_names_the_global_random_draw():
+    """Iterating a DataLoader draws from torch's global generator even with shuffle=False (the
+    fact, checked on torch itself), so the diagnosis says so for any DataLoader and gives
+    both fixes; its own generator keeps the shuffles."""
+    assert not _shuffles_after_a_loader(shuffle=False)
+    assert not _shuffles_after_a_loader(shuffle=True)
+    assert _shuffles_after_a_loader(shuffle=False, generator=torch.Generator())
+    loader = ("def train_nn(model, x, y, num_epochs, learning_rate=0.01, seed=123, "
+              "minibatch_size=10):\n    torch.manual_seed(seed)\n"
+              "    for batch in torch.utils.data.DataLoader(torch.randperm(y.size(0)), "
+              "batch_size=minibatch_size, shuffle=False):\n        pass\n")
+    evidence = runs.loop_evidence(source_rules.index_source(["import torch\n" + loader]),
+                                  "train_nn")
+    key, message = diagnoses.diagnose(evidence, diagnoses.TRAINING_LOOP)
+    assert key == "dataloader_shuffle"
+    assert "shuffling or not, draws a random number from torch's global generator" in message
+    assert "torch.split(shuffle_idx, minibatch_size)" in message
+    assert "generator=torch.Generator()" in message
+    assert "DataLoader that shuffles" not in message
+    plain = loader.replace("torch.utils.data.DataLoader(", "torch.split(").replace(
+        "batch_size=minibatch_size, shuffle=False", "minibatch_size")
+    evidence = runs.loop_evidence(source_rules.index_source(["import torch\n" + plain]),
+                                  "train_nn")
+    assert evidence["dataloader"] is False and diagnoses.diagnose(
+        evidence, diagnoses.TRAINING_LOOP) is None
 
 
 def test_catalogue_has_required_diagnoses():

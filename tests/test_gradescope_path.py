@@ -141,8 +141,8 @@ def paths_bin(name: str):
 
 # --- the emulated interpreter is readable like setup.sh's /opt install ----------------------
 
-# Modules no warm-up preloads (submodules and third-party packages): each is read from disk by
-# the student process when the notebook imports it.
+# Imports a student process reads from disk unless the warm-up preloaded them (IPython is
+# third-party; the others are standard-library submodules, which the zygote now preloads).
 EXTRA_IMPORTS = ("from IPython.display import display\nimport logging.config\n"
                  "import xml.etree.ElementTree\nimport email.mime.text\nimport multiprocessing.pool\n")
 USES_THEM = '''
@@ -171,22 +171,27 @@ report = {
                                    "checks/q1.py").read(64)),
     "source": attempt(lambda: os.listdir(SOURCE)),
 }
-run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],
-                     capture_output=True, text=True, timeout=60)
-report["exec"] = run.stdout.strip() or run.stderr.strip()[-80:]
+try:
+    run = subprocess.run([sys.executable, "-c", "import logging.config; print(6 * 7)"],
+                         capture_output=True, text=True, timeout=60)
+    report["exec"] = run.stdout.strip() or run.stderr.strip()[-80:]
+except OSError as error:
+    report["exec"] = type(error).__name__
 raise RuntimeError("READABILITY " + json.dumps(report))
 '''
 
 
-def _importing_notebook(reference: Path, folder: Path, source: Path) -> Path:
+def _importing_notebook(reference: Path, folder: Path, source: Path | None) -> Path:
     """The reference with EXTRA_IMPORTS at the top of its imports cell (an import that fails
-    there stops torch's import too: every question fails) and two cells at the end."""
+    there stops torch's import too: every question fails) and, at the end, a cell using them
+    and (given the autograder's ``source`` folder) the READS cell."""
     notebook = nbformat.read(reference, as_version=4)
     imports = next(cell for cell in notebook.cells
                    if cell.cell_type == "code" and "import torch" in cell.source)
     imports.source = EXTRA_IMPORTS + imports.source
     notebook.cells.append(nbformat.v4.new_code_cell(USES_THEM))
-    notebook.cells.append(nbformat.v4.new_code_cell(f"SOURCE = {str(source)!r}\n" + READS))
+    if source is not None:
+        notebook.cells.append(nbformat.v4.new_code_cell(f"SOURCE = {str(source)!r}\n" + READS))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "adaline_autograd.ipynb"
     nbformat.write(notebook, path)
@@ -249,15 +254,19 @@ def test_modules_import_when_an_ordinary_user_grades(autograder_zip, reference_n
 def test_an_unreadable_interpreter_loses_those_imports(autograder_zip, reference_notebook,
                                                        tmp_path):
     """The control: a venv of this machine's Python, whose installation the student user
-    cannot read, fails the same correct notebook (the layout the emulation used to have)."""
+    cannot read (the layout the emulation used to have). The zygote's preloaded standard
+    library keeps the notebook's imports working (full marks), but the student process can
+    neither read the interpreter's files nor run it, as it can in the emulation's layout."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     Path(purelib, "environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    scores, _ = _grade_importing(autograder_zip, reference_notebook, venv / "bin" / "python")
-    assert sum(scores.values()) < SETTINGS.max_total, scores
+    scores, report = _grade_importing(autograder_zip, reference_notebook,
+                                      venv / "bin" / "python")
+    assert sum(scores.values()) == SETTINGS.max_total, (scores, report)
+    assert report["stdlib"] != "read" and report["exec"] != "42", report
 
 
 def test_gradescope_python_is_a_self_contained_prefix(gradescope_python):
@@ -290,3 +299,48 @@ def test_gradescope_python_is_built_once_and_rebuilt_when_stale(tmp_path):
     gradescope_python(tmp_path / "interpreter")
     assert binary.stat().st_ino != first
     assert '"x"' not in stamp.read_text()
+
+
+# --- grading locally: the zygote preloads the standard library, submodules included ---------
+
+def test_local_grading_imports_standard_library_submodules(tmp_path, reference_notebook):
+    """``adaline-kit grade`` on this machine: the reference with EXTRA_IMPORTS (IPython.display
+    needs logging.config) keeps full marks even where the student user cannot read this
+    Python (as root with a Python under a private home: only what the zygote preloaded
+    imports), and grade says so in one warning line exactly then."""
+    from click.testing import CliRunner
+
+    from adaline_kit import cli
+    from adaline_kit.grade import gradebook
+
+    notebook = _importing_notebook(reference_notebook, tmp_path / "class", None)
+    result = CliRunner().invoke(cli.main, ["grade", str(notebook), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    (row,) = gradebook.read(tmp_path / "out" / "grades.csv")
+    assert float(row["total"]) == SETTINGS.max_total, row
+    warnings = [line for line in result.output.splitlines() if "cannot read this Python" in line]
+    unreadable = os.geteuid() == 0 and not reachable_by_others(
+        Path(sysconfig.get_paths()["stdlib"]))
+    assert len(warnings) == unreadable, result.output
+    if unreadable:
+        assert warnings[0].startswith("Warning: student code runs as user ")
+        assert "installed where every user can read it" in warnings[0]
+
+
+def test_zygote_preloads_standard_library_submodules_but_no_tests():
+    """What the zygote imports before forking: the standard library's submodules too, but no
+    test suite, no ``__main__`` (it would run a program) and nothing of NOT_PRELOADED."""
+    from adaline_kit.sandbox import zygote
+
+    code = ("import json; from adaline_kit.sandbox import zygote; "
+            "print('MODULES ' + json.dumps(zygote.standard_library_modules()))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True, timeout=300)
+    names = json.loads(completed.stdout.split("MODULES ", 1)[1])
+    assert {"logging.config", "xml.etree.ElementTree", "email.mime.text",
+            "multiprocessing.pool", "concurrent.futures.process", "cProfile"} <= set(names)
+    banned = [name for name in names
+              if name.split(".")[0] in zygote.NOT_PRELOADED | {"test"}
+              or any(part == "__main__" or part.startswith("test")
+                     for part in name.split(".")[1:])]
+    assert banned == [], banned

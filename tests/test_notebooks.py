@@ -390,6 +390,56 @@ def test_public_tests_are_public_ok_format_without_kit_imports(question):
     assert suite["cases"] and all(case["hidden"] is False for case in suite["cases"])
 
 
+def _public_q3(check: str, **replace: str) -> str:
+    """What public check ``check`` of q3 prints (as ``grader.check`` runs it, in this process)
+    for the reference's Adaline3 and train_nn, with the definitions in ``replace`` instead."""
+    import contextlib
+    import io
+
+    import torch
+
+    sys.path.insert(0, str(CORPUS))
+    from edits import definition
+
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile((PUBLIC_TESTS / "q3.py").read_text(encoding="utf-8"), "q3.py", "exec"),
+         namespace)
+    notebook = {"__name__": "__main__", "torch": torch, "F": torch.nn.functional}
+    for name in ("Adaline3", "train_nn"):
+        exec(compile(replace.get(name) or definition(name), "<cell>", "exec"), notebook)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        namespace["_run"](check, notebook)
+    return printed.getvalue()
+
+
+def test_public_q3_method_check_watches_the_optimizer_steps():
+    """The public q3 method check runs train_nn and watches optimizer.step(): updating the
+    parameters by hand (the same losses, so the runs check passes) fails it, with no step or
+    with an SGD(lr=0.0) stepping beside the hand update; the reference passes."""
+    sys.path.insert(0, str(CORPUS))
+    from edits import edit
+
+    step = "            optimizer.step()  # parameter -= lr * parameter.grad, for weight and bias\n"
+    by_hand = ("            with torch.no_grad():\n"
+               "                for p in model.parameters():\n"
+               "                    p -= learning_rate * p.grad\n")
+    no_step = edit("train_nn", (step, by_hand))
+    zero_rate = edit("train_nn", (step, step + by_hand), ("lr=learning_rate)", "lr=0.0)"))
+    assert _public_q3("method") == "" and _public_q3("runs") == ""
+    for variant in (no_step, zero_rate):
+        assert _public_q3("runs", **variant) == ""  # the losses are the reference's
+    report = " ".join(_public_q3("method", **no_step).split())  # unwrapped
+    assert "no optimizer.step() of an SGD over model.parameters() moved the parameters" in report
+    assert "the parameters changed outside optimizer.step()" in report, report
+    report = _public_q3("method", **zero_rate)
+    assert "no optimizer.step()" in report  # lr=0.0: its steps moved nothing
+    assert "the parameters changed outside optimizer.step()" in " ".join(report.split()), report
+    lines = report.splitlines()
+    assert lines[0].startswith("q3's method rule: ") and len(lines) <= 6, report
+    assert any(line.startswith("Hint: create optimizer = torch.optim.SGD(") for line in lines)
+
+
 def test_notebook_folders_link_to_the_one_data_file():
     for folder in (STUDENT_DIR, MASTER.parent):
         data = folder / "data" / "iris.data"

@@ -157,22 +157,65 @@ def _q3_runs():
     "method": r"""
 def _q3_method():
     import torch
+    from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                       register_optimizer_step_pre_hook)
     model_names, _ = _reached(Adaline3, globals())
-    train_names, _ = _reached(train_nn, globals())
-    optimizers = {f"{c.__module__}.{c.__qualname__}" for c in vars(torch.optim).values()
-                  if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)}
+    model = Adaline3(3)
+    params = list(model.parameters())
+    # What the optimizer steps did to the model's parameters while train_nn ran (RUNS[0]):
+    # "last" is how the parameters looked when the last step over them ended.
+    seen = {"last": [p.detach().clone() for p in params], "exact": 0, "outside": 0,
+            "kinds": set(), "before": None}
+
+    def changed():
+        return any(not torch.equal(p.detach(), old) for p, old in zip(params, seen["last"]))
+
+    def pre(optimizer, args, kwargs):
+        groups = [g for g in optimizer.param_groups
+                  if any(p is q for p in g["params"] for q in params)]
+        seen["before"] = None
+        if groups:
+            seen["outside"] += changed()
+            seen["kinds"].add(type(optimizer).__name__)
+            rate = {id(p): float(g.get("lr", 0.0)) for g in groups for p in g["params"]}
+            seen["before"] = [(p.detach().clone(), None if p.grad is None else
+                               p.grad.detach().clone(), rate.get(id(p), 0.0)) for p in params]
+
+    def post(optimizer, args, kwargs):
+        before, seen["before"] = seen["before"], None
+        if before is None:
+            return
+        moved = any(not torch.equal(p.detach(), old) for p, (old, _, _) in zip(params, before))
+        exact = all(g is not None and torch.allclose(
+            p.detach() - old, -rate * g, rtol=1e-4, atol=1e-6 * (1.0 + float(old.abs().max())))
+            for p, (old, g, rate) in zip(params, before))
+        seen["exact"] += moved and exact
+        seen["last"] = [p.detach().clone() for p in params]
+
+    handles = [register_optimizer_step_pre_hook(pre), register_optimizer_step_post_hook(post)]
+    try:
+        train_nn(model, torch.tensor(X5), torch.tensor(Y5, dtype=torch.int), **RUNS[0][0])
+    finally:
+        for handle in handles:
+            handle.remove()
+    seen["outside"] += changed()
     problems = []
     if "torch.nn.modules.linear.Linear" not in model_names:
         problems.append("Adaline3 does not use torch.nn.Linear")
-    if "torch.optim.sgd.SGD" not in train_names:
-        problems.append("train_nn does not create a torch.optim.SGD")
-    others = sorted(n for n in train_names & optimizers if n != "torch.optim.sgd.SGD")
+    others = sorted(seen["kinds"] - {"SGD"})
     if others:
-        problems.append("train_nn uses " + ", ".join(others))
+        problems.append("train_nn steps a torch.optim." + ", ".join(others))
+    elif not seen["exact"]:
+        problems.append("no optimizer.step() of an SGD over model.parameters() moved the "
+                        "parameters by -lr x grad")
+    if seen["outside"]:
+        problems.append("the parameters changed outside optimizer.step() (between steps "
+                        "or after the last one)")
     assert not problems, (
-        "q3's method rule: an nn.Linear layer, updates by optim.SGD(model.parameters(), "
-        "lr=learning_rate).step(); " + "; ".join(problems) + " (breaking the rule costs part of "
-        "q3's points, see the notebook)")
+        "q3's method rule: " + "; ".join(problems) + ".\nHint: create "
+        "optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate) and let "
+        "optimizer.step() make every update (no update by hand); breaking the rule costs part "
+        "of q3's points, see the notebook.")
 """,
 }
 

@@ -164,6 +164,16 @@ def stopped_message(graded: int, todo: int, finished: int, found: int, force: bo
             "a current result.")
 
 
+def _warn_unreadable_python() -> None:
+    """One line on stderr when student code will run as a user who cannot read this Python."""
+    from .emulation import unreadable_python_warning
+    from .session import student_user
+
+    warning = unreadable_python_warning(student_user())
+    if warning:
+        click.echo(warning, err=True)
+
+
 def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
                 seed: int | None, unsafe_unconfined: bool = False) -> None:
     """Grade ``found`` into ``out`` (its lock held), then rebuild the class files."""
@@ -185,6 +195,8 @@ def _grade_into(found: list, out: Path, jobs: int | None, force: bool,
         sandbox = batch.start_sandbox(unsafe_unconfined) if todo else None
     except batch.BatchError as error:
         raise _user_error(str(error)) from None
+    if sandbox is not None:
+        _warn_unreadable_python()
     progress, task = _progress(len(todo), len(done))
 
     def on_result(outcome) -> None:

@@ -77,6 +77,19 @@ def reachable_by_others(path: Path) -> bool:
     return all(os.stat(folder).st_mode & stat.S_IXOTH for folder in [path, *path.parents])
 
 
+def unreadable_python_warning(user: str | None) -> str | None:
+    """One warning line when ``user`` (who runs student code; None: the grader's own user)
+    cannot reach this interpreter's standard library, else None. Student processes then import
+    only what the zygote preloaded (the standard library, torch, numpy, pandas, matplotlib)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    if user is None or reachable_by_others(stdlib):
+        return None
+    return (f"Warning: student code runs as user {user}, who cannot read this Python's files "
+            f"({stdlib}): imports of packages the grader has not preloaded, and running Python "
+            "in a subprocess, may fail there; grade with a Python installed where every user "
+            "can read it (for example under /usr or /opt).")
+
+
 def _private_folder(folder: Path) -> Path:
     """``folder`` created if need be; RuntimeError unless it is ours and nobody else may write
     into it (another user could otherwise plant the interpreter the grader runs)."""

@@ -70,6 +70,11 @@ def _unprivileged_user() -> tuple[str | None, int | None, int | None]:
     return None, None, None
 
 
+def student_user() -> str | None:
+    """The name of the user that runs student code (None: the grader's own user)."""
+    return _unprivileged_user()[0]
+
+
 class Unconfined(BaseException):
     """Student code would run unconfined and the instructor did not allow it (a BaseException:
     no check may take it for the student's failure)."""

@@ -25,7 +25,7 @@ Evidence keys used here (a check supplies those relevant to it; missing keys rea
 ``half_n``, ``n_over_m``  the scales of a gradient missing 2/n, or dividing by m instead of n
 ``autograd_detail``, ``backward_used``, ``grad_unused``, ``sgd_unused``/``sgd_detail``
                      method-rule findings
-``momentum``, ``dataloader_shuffle``, ``seed_missing``
+``momentum``, ``dataloader``, ``seed_missing``
                      training-loop evidence (optimizer settings, the source)
 """
 
@@ -228,11 +228,14 @@ CATALOGUE: list[Diagnosis] = [
         "torch.optim.SGD(model.parameters(), lr=learning_rate), without momentum."),
     Diagnosis(
         "dataloader_shuffle",
-        lambda e: bool(e.get("dataloader_shuffle")),
-        "Your minibatches come from a DataLoader that shuffles: it draws its own random order, "
-        "not the lecture's. Shuffle with shuffle_idx = torch.randperm(y.size(0), "
-        "dtype=torch.long) once per epoch and cut it with torch.split(shuffle_idx, "
-        "minibatch_size), as train_manual does."),
+        lambda e: bool(e.get("dataloader")),
+        "Your minibatches come from a DataLoader: iterating a DataLoader, shuffling or not, "
+        "draws a random number from torch's global generator (one that shuffles also picks "
+        "its own order), so the torch.randperm shuffles after it are not the lecture's. "
+        "Shuffle with shuffle_idx = torch.randperm(y.size(0), dtype=torch.long) once per "
+        "epoch and cut it with torch.split(shuffle_idx, minibatch_size), as train_manual "
+        "does, or give a DataLoader with shuffle=False its own generator "
+        "(generator=torch.Generator())."),
     Diagnosis(
         "seed_missing",
         lambda e: bool(e.get("seed_missing")) and not e.get("flat"),

@@ -126,15 +126,15 @@ def curve_check(name: str, weight: float, outcome: Outcome, spec: RunSpec, candi
 
 def loop_evidence(index, name: str) -> dict:
     """What the source of training function ``name`` (and the code it reaches) shows:
-    ``dataloader_shuffle`` (a DataLoader that shuffles: its own random order, not the
-    lecture's torch.randperm) and ``seed_missing`` (torch.manual_seed is never called)."""
+    ``dataloader`` (a torch DataLoader: iterating one draws from torch's global generator,
+    shuffling or not, so the torch.randperm shuffles after it are not the lecture's) and
+    ``seed_missing`` (torch.manual_seed is never called)."""
     from . import source_rules
 
     found = source_rules.usage(index, name)
     if not found.found:
         return {}
-    loaders = [q for q, _ in found.calls if q.endswith("DataLoader")]
-    return {"dataloader_shuffle": bool(loaders) and "shuffle" in found.keywords,
+    return {"dataloader": any(q.endswith("DataLoader") for q, _ in found.calls),
             "seed_missing": not any(q.endswith("manual_seed") for q, _ in found.calls)}
 
 

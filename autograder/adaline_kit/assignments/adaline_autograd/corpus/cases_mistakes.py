@@ -23,6 +23,11 @@ UPDATE_LINES = ("            model.weight = model.weight + learning_rate * negat
 ZERO_INIT_LINES = ("        self.linear.weight.detach().zero_()\n"
                    "        self.linear.bias.detach().zero_()\n")
 ZERO_GRAD_LINE = "            optimizer.zero_grad()  # reset the gradients of the previous step\n"
+STEP_LINE = "            optimizer.step()  # parameter -= lr * parameter.grad, for weight and bias\n"
+HAND_UPDATE_LINES = ("            with torch.no_grad():\n"
+                     "                for p in model.parameters():\n"
+                     "                    p -= learning_rate * p.grad\n")
+SPLIT_LINE = "        for batch in torch.split(order, minibatch_size):\n"
 
 
 def wrong(name: str, question: str, diagnosis: str, description: str, **fields) -> Case:
@@ -183,6 +188,18 @@ CASES = [
               ZERO_GRAD_LINE + "            loss.backward()  # new gradients into each parameter's .grad\n",
               "            loss.backward()  # new gradients into each parameter's .grad\n"
               + ZERO_GRAD_LINE))),
+    wrong("q3_hand_update", "q3", "sgd_not_used",
+          "train_nn creates an SGD but never calls optimizer.step(): it updates the parameters "
+          "by hand (p -= learning_rate * p.grad under torch.no_grad()), which gives the same "
+          "losses.",
+          replace=edit("train_nn", (STEP_LINE, HAND_UPDATE_LINES))),
+    wrong("q3_dataloader_no_shuffle", "q3", "dataloader_shuffle",
+          "train_nn shuffles with torch.randperm but cuts the minibatches with a "
+          "DataLoader(order, shuffle=False): iterating it draws from torch's global generator, "
+          "so the next epoch's torch.randperm differs from the lecture's.",
+          replace=edit("train_nn", (SPLIT_LINE, SPLIT_LINE.replace(
+              "torch.split(order, minibatch_size)",
+              "torch.utils.data.DataLoader(order, batch_size=minibatch_size, shuffle=False)")))),
     wrong("q3_random_init", "q3", "random_init",
           "Adaline3 keeps nn.Linear's random initial weight and bias (the zeroing is missing).",
           replace=edit("Adaline3", (ZERO_INIT_LINES, ""))),

@@ -246,6 +246,13 @@ CASES = [
                           "            for parameter in model.parameters():\n"
                           "                if parameter.grad is not None:\n"
                           "                    parameter.grad.zero_()\n"))),
+    correct("q3_dataloader_own_generator", "q3 cutting the torch.randperm order into "
+            "minibatches with a DataLoader(shuffle=False) that has its own generator, so "
+            "iterating it draws nothing from torch's global generator.",
+            replace=edit("train_nn", (
+                "torch.split(order, minibatch_size)",
+                "torch.utils.data.DataLoader(order, batch_size=minibatch_size, shuffle=False,\n"
+                "                                                 generator=torch.Generator())"))),
     # --- whole notebook -------------------------------------------------------------------------
     correct("edits_given_helpers", "The given compute_accuracy rewritten (threshold 0) and "
             "train_manual deleted at the end: the grader uses its own copy of given code, so "
