@@ -437,7 +437,7 @@ def test_public_q3_method_check_watches_the_optimizer_steps():
     assert "the parameters changed outside optimizer.step()" in " ".join(report.split()), report
     lines = report.splitlines()
     assert lines[0].startswith("q3's method rule: ") and len(lines) <= 6, report
-    assert any(line.startswith("Hint: create optimizer = torch.optim.SGD(") for line in lines)
+    assert any(line.startswith("Hint: let the step() of a torch.optim.SGD") for line in lines)
 
 
 def test_notebook_folders_link_to_the_one_data_file():

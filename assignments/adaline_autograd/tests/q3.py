@@ -212,10 +212,10 @@ def _q3_method():
         problems.append("the parameters changed outside optimizer.step() (between steps "
                         "or after the last one)")
     assert not problems, (
-        "q3's method rule: " + "; ".join(problems) + ".\nHint: create "
-        "optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate) and let "
-        "optimizer.step() make every update (no update by hand); breaking the rule costs part "
-        "of q3's points, see the notebook.")
+        "q3's method rule: " + "; ".join(problems) + ".\nHint: let the step() of a "
+        "torch.optim.SGD over the model's parameters, with the learning_rate argument as its "
+        "lr, make every update (no update by hand); breaking the rule costs part of q3's "
+        "points, see the notebook.")
 """,
 }
 
