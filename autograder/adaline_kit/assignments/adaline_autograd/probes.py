@@ -269,14 +269,12 @@ class _StepWatch:
             self._before = None
             return
         self.note_changes()
-        for group in optimizer.param_groups:
-            if any(p is q for p in group["params"] for q in mine):
-                self.learning_rates.add(float(group.get("lr", float("nan"))))
-                self.momentum = max(self.momentum, float(group.get("momentum", 0.0) or 0.0))
-        rate = {id(p): float(group.get("lr", float("nan"))) for group in optimizer.param_groups
-                for p in group["params"]}
+        group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+        for group in {id(group_of[id(p)]): group_of[id(p)] for p in mine}.values():
+            self.learning_rates.add(float(group.get("lr", float("nan"))))
+            self.momentum = max(self.momentum, float(group.get("momentum", 0.0) or 0.0))
         self._before = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone(),
-                         rate[id(p)]) for p in mine]
+                         float(group_of[id(p)].get("lr", float("nan")))) for p in mine]
 
     def post(self, optimizer, args, kwargs):
         before, self._before = self._before, None
@@ -289,13 +287,11 @@ class _StepWatch:
             return
         if any(g is None for _, _, g, _ in before):
             return
-        # An SGD step with the optimizer's own rate counts as a step (a rate other than the
-        # learning_rate argument is a bug the other-data run shows, not a broken rule).
-        moved = any(bool(torch.any(g != 0)) for _, _, g, _ in before)
-        exact = all(rate > 0 and torch.allclose(p.detach() - old, -rate * g, rtol=1e-4,
-                                                atol=1e-6 * (1.0 + float(old.abs().max())))
-                    for p, old, g, rate in before)
-        if moved and exact:
+        # Some gradient is not zero here. An SGD step with the optimizer's own rate counts (a
+        # rate other than the learning_rate argument is a bug the other-data run shows).
+        if all(rate > 0 and torch.allclose(p.detach() - old, -rate * g, rtol=1e-4,
+                                           atol=1e-6 * (1.0 + float(old.abs().max())))
+               for p, old, g, rate in before):
             self.exact_steps += 1
 
 
